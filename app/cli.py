@@ -1,0 +1,126 @@
+"""`vigil`: the command line.
+
+Every subcommand reads the settings first and stops with one line naming the bad setting and
+exit code 2, before any Kafka or Faust machinery starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from app.exceptions import BrokerUnavailable, ConfigError
+from app.settings import Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"vigil: {message}", file=sys.stderr)
+    return code
+
+
+def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the effective settings (secrets hidden) and exit 0."""
+    for name, value in settings.model_dump().items():
+        print(f"{name} = {value!r}")
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from app.topics_admin import ensure_topics
+
+    if settings.create_topics:
+        try:
+            created = asyncio.run(ensure_topics(settings))
+        except BrokerUnavailable as exc:
+            return _fail(str(exc), 1)
+        if created:
+            print(f"vigil: created topics {', '.join(created)}", file=sys.stderr)
+
+    from faust.worker import Worker
+
+    from app.main import app
+
+    worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()  # exits the process via sys.exit
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from app.replay import run_replay
+
+    summary = run_replay(args.files, args.out, settings, topic=args.topic)
+    for name, count in summary.items():
+        print(f"{name}: {count}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from app.demo import run_demo
+
+    return run_demo(settings, rate=args.rate, seconds=args.seconds)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vigil",
+        description="Fraud alerts and cart abandonment from Kafka topics (faust-streaming).",
+        epilog="Settings come from VIGIL_* environment variables and an optional TOML file "
+        "named by VIGIL_CONFIG; see the README.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("worker", help="run a worker (agents, tables, web server on VIGIL_WEB_PORT)")
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser(
+        "replay",
+        help="run the detectors offline over JSONL files",
+        description="Run the same detectors as the live workers over JSONL files, in file "
+        "order. Each line is an envelope {'topic','key','value'} or a `kcat -J` record; with "
+        "--topic, bare event lines of that topic. Writes fraud-alerts.jsonl, "
+        "cart-abandoned.jsonl, cart-recovered.jsonl and dead-letters.jsonl to --out.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="JSONL input ('-' for stdin)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--topic", help="read bare event lines as records of this topic")
+    p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser(
+        "demo", help="start a local broker (unless VIGIL_BROKER answers), a worker and traffic"
+    )
+    p.add_argument("--rate", type=float, default=50.0, help="events per second (default 50)")
+    p.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("kafka", help="start|stop|status a local Apache Kafka broker (KRaft)")
+    p.add_argument("action", choices=("start", "stop", "status"))
+    p.set_defaults(func=None)
+
+    p = sub.add_parser("check", help="validate the settings and print them")
+    p.set_defaults(func=_cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `vigil` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "kafka":
+        from app.kafka_local import main_kafka
+
+        return main_kafka([args.action])
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return _fail(f"bad setting {exc}", EXIT_CONFIG)
+    try:
+        return int(args.func(args, settings))
+    except ConfigError as exc:
+        return _fail(f"bad setting {exc}", EXIT_CONFIG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The Faust app: broker, store, topics and web views, built from `Settings`.
+
+This module never imports `agents/` or `tables/`: the worker discovers them from the explicit
+`autodiscover` list, so the app can be built (and its settings checked) without any agent code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import TopicT
+
+from app.settings import Settings
+
+MIB = 1024 * 1024
+DISCOVER = ("tables", "agents")  # the packages the worker scans for tables and agents
+TICKS_TOPIC_SUFFIX = "cart-ticks"
+PLACE_LABELS_TOPIC_SUFFIX = "place-labels"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic the agents read or write, declared once with the configured partitions.
+
+    Values and keys travel as raw bytes: Vigil's own decoder (app.decode) turns them into
+    events, so a malformed record becomes a dead letter instead of a Faust codec crash.
+    """
+
+    transactions: TopicT
+    feedback: TopicT
+    cart_events: TopicT
+    cart_ticks: TopicT
+    place_labels: TopicT
+    fraud_alerts: TopicT
+    cart_abandoned: TopicT
+    cart_recovered: TopicT
+    dead_letters: TopicT
+
+    @classmethod
+    def declare(cls, app: faust.App, settings: Settings) -> Topics:
+        def topic(name: str, **kw: Any) -> TopicT:
+            return app.topic(
+                name,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=settings.partitions,
+                **kw,
+            )
+
+        return cls(
+            transactions=topic(settings.topic_transactions),
+            feedback=topic(settings.topic_feedback),
+            cart_events=topic(settings.topic_cart_events),
+            cart_ticks=topic(internal_topic(settings, TICKS_TOPIC_SUFFIX)),
+            place_labels=topic(internal_topic(settings, PLACE_LABELS_TOPIC_SUFFIX)),
+            fraud_alerts=topic(settings.topic_fraud_alerts),
+            cart_abandoned=topic(settings.topic_cart_abandoned),
+            cart_recovered=topic(settings.topic_cart_recovered),
+            dead_letters=topic(settings.topic_dead_letters),
+        )
+
+
+def internal_topic(settings: Settings, suffix: str) -> str:
+    """Name of a topic only Vigil reads and writes (prefixed by the app id, like changelogs)."""
+    return f"{settings.app_id}-{suffix}"
+
+
+def rocksdb_options(settings: Settings) -> dict[str, Any]:
+    """Bounded RocksDB options for each table partition.
+
+    Faust's defaults give every partition's RocksDB a 2 GiB block cache and 3 x 64 MiB write
+    buffers; with dozens of partitions per worker that is a memory bomb. These bounds are
+    per table partition and configurable.
+    """
+    return {
+        "driver": "rocksdict",
+        "block_cache_size": settings.rocksdb_block_cache_mb * MIB,
+        "block_cache_compressed_size": 0,
+        "write_buffer_size": settings.rocksdb_write_buffer_mb * MIB,
+        "max_write_buffer_number": 2,
+        "target_file_size_base": 16 * MIB,
+    }
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the Faust app for these settings (no agents yet: the worker discovers them)."""
+    broker_credentials = None
+    if settings.broker_sasl_username and settings.broker_sasl_password is not None:
+        broker_credentials = faust.SASLCredentials(
+            username=settings.broker_sasl_username,
+            password=settings.broker_sasl_password.get_secret_value(),
+        )
+    session = settings.session_timeout_s
+    return faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        broker_credentials=broker_credentials,
+        store="rocksdb://",
+        datadir=str(settings.store_dir),
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=settings.create_topics,
+        web_port=settings.web_port,
+        web_bind=settings.web_bind,
+        broker_session_timeout=session,
+        broker_heartbeat_interval=max(0.5, min(3.0, session / 5)),
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_commit_interval=settings.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        autodiscover=DISCOVER,
+        origin="app",
+        table_standby_replicas=0,
+        producer_linger=0.005,
+        web_enabled=True,
+    )
+

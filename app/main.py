@@ -1,0 +1,19 @@
+"""The running service's singletons: settings, the Faust app, its topics and metrics.
+
+`tables/` and `agents/` import these; this module imports neither (the worker discovers them).
+Importing it reads the settings, so `app.cli` validates them first and exits 2 with one line
+on a bad value before anything here runs.
+"""
+
+from __future__ import annotations
+
+from app.faust_app import Topics, create_app
+from app.metrics import VigilMetrics
+from app.settings import load_settings
+
+settings = load_settings()
+app = create_app(settings)
+topics = Topics.declare(app, settings)
+metrics = VigilMetrics(
+    input_topics=(settings.topic_transactions, settings.topic_feedback, settings.topic_cart_events)
+)

@@ -1,0 +1,160 @@
+"""Every setting of Vigil, in one object.
+
+Read from environment variables (prefix `VIGIL_`, e.g. `VIGIL_BROKER`) over an optional TOML
+file named by `VIGIL_CONFIG`, over the defaults below, which are the contract's. A bad value
+stops start-up with one line naming the setting (see `app.cli`), never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from app.exceptions import ConfigError
+
+ENV_PREFIX = "VIGIL_"
+
+
+class Settings(BaseSettings):
+    """Vigil's configuration; the README's settings table is generated from these fields."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, validate_default=True
+    )
+
+    # --- Kafka and the worker -------------------------------------------------------------
+    app_id: str = Field("vigil", description="Faust app id: consumer group and state prefix.")
+    broker: str = Field(
+        "kafka://127.0.0.1:9092", description="Bootstrap servers, `kafka://host:port[;host:port]`."
+    )
+    broker_sasl_username: str | None = Field(None, description="SASL/PLAIN user (optional).")
+    broker_sasl_password: SecretStr | None = Field(None, description="SASL/PLAIN password.")
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
+        "exactly_once", description="Kafka transactions (exactly_once) or plain commits."
+    )
+    partitions: int = Field(
+        8, ge=1, le=1024, description="Partitions of every input, output and state topic."
+    )
+    replication_factor: int = Field(
+        1, ge=1, le=16, description="Replication of topics Vigil creates (use 3 in production)."
+    )
+    create_topics: bool = Field(True, description="Create missing topics at start-up.")
+    store_dir: Path = Field(Path("var/vigil-data"), description="Where RocksDB tables live.")
+    web_port: int = Field(6066, ge=1, le=65535, description="HTTP port: /metrics, /healthz.")
+    web_bind: str = Field("0.0.0.0", description="Address the HTTP server binds.")
+    session_timeout_s: float = Field(
+        60.0, gt=0, description="Consumer session timeout: lower = faster failover, more churn."
+    )
+    rebalance_timeout_s: float = Field(60.0, gt=0, description="Consumer rebalance timeout.")
+    commit_interval_s: float = Field(
+        0.5, gt=0, description="How often offsets (and transactions) are committed."
+    )
+    rocksdb_block_cache_mb: int = Field(
+        16, ge=1, description="RocksDB block cache per table partition, MiB."
+    )
+    rocksdb_write_buffer_mb: int = Field(
+        8, ge=1, description="RocksDB write buffer per table partition, MiB."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+
+    # --- topics --------------------------------------------------------------------------
+    topic_transactions: str = Field("transactions", description="Input: transactions.")
+    topic_feedback: str = Field("fraud-feedback", description="Input: fraud labels.")
+    topic_cart_events: str = Field("cart-events", description="Input: cart events.")
+    topic_fraud_alerts: str = Field("fraud-alerts", description="Output: fraud alerts.")
+    topic_cart_abandoned: str = Field("cart-abandoned", description="Output: abandoned carts.")
+    topic_cart_recovered: str = Field("cart-recovered", description="Output: recovered carts.")
+    topic_dead_letters: str = Field("vigil-dead-letters", description="Output: dead letters.")
+
+    # --- fraud rules (contract defaults) -----------------------------------------------------
+    velocity_count: int = Field(6, ge=1, description="velocity: transactions in the window.")
+    velocity_window_s: float = Field(60, gt=0, description="velocity: window length.")
+    spike_min_prior: int = Field(5, ge=1, description="amount_spike: prior transactions needed.")
+    spike_stddevs: float = Field(4.0, ge=0, description="amount_spike: stddevs above the mean.")
+    spike_mean_multiple: float = Field(3.0, ge=0, description="amount_spike: times the mean.")
+    travel_min_km: float = Field(100.0, ge=0, description="impossible_travel: minimum distance.")
+    travel_max_kmh: float = Field(1000.0, gt=0, description="impossible_travel: speed limit.")
+    card_testing_max_amount: float = Field(2.00, ge=0, description="card_testing: small amount.")
+    card_testing_count: int = Field(5, ge=1, description="card_testing: small transactions.")
+    card_testing_window_s: float = Field(600, gt=0, description="card_testing: window length.")
+    large_amount: float = Field(10_000, ge=0, description="large_amount: threshold.")
+    terminal_fraud_count: int = Field(2, ge=1, description="compromised_terminal: fraud labels.")
+    terminal_window_days: float = Field(28, gt=0, description="compromised_terminal: window.")
+    duplicate_window_h: float = Field(24, ge=0, description="Duplicate txn_id suppression.")
+    max_disorder_s: float = Field(
+        600, ge=0, description="How late a transaction may arrive and still be counted exactly."
+    )
+
+    # --- cart abandonment ---------------------------------------------------------------------
+    cart_timeout_s: float = Field(1800, gt=0, description="Inactivity before abandonment.")
+    cart_lateness_s: float = Field(10, ge=0, description="Allowed lateness of the cart clock.")
+    cart_recovery_window_h: float = Field(24, ge=0, description="Purchase-after-abandon window.")
+    cart_tick_interval_s: float = Field(
+        1.0, gt=0, description="How often a live worker advances the cart clock by wall time."
+    )
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        for server in value.removeprefix("kafka://").split(";"):
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected kafka://host:port[;host:port], got {value!r}")
+        return value if value.startswith("kafka://") else "kafka://" + value
+
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> Settings:
+        names = [getattr(self, f) for f in type(self).model_fields if f.startswith("topic_")]
+        if len(set(names)) != len(names):
+            raise ValueError("topic names must be distinct")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        import os
+
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(ENV_PREFIX + "CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker list as aiokafka wants it: `host:port,host:port`."""
+        return self.broker.removeprefix("kafka://").replace(";", ",")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning any validation failure into a one-line `ConfigError`."""
+    import os
+
+    config_file = os.environ.get(ENV_PREFIX + "CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(ENV_PREFIX + "CONFIG", f"no such file: {config_file}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "settings"
+        name = ENV_PREFIX + field.upper() if field in Settings.model_fields else field
+        shown = err.get("input")
+        got = "" if isinstance(shown, dict) or shown is None else f" (got {shown!r})"
+        raise ConfigError(name, err["msg"] + got) from None
+    except Exception as exc:  # a malformed TOML file, for one
+        raise ConfigError(ENV_PREFIX + "CONFIG", str(exc).splitlines()[0]) from None
