@@ -127,7 +127,8 @@ def transaction_from(obj: Mapping[str, Any]) -> Transaction:
     country = _string(obj, "country", required=False)
     if country is not None and not _COUNTRY.match(country):
         raise DecodeError(
-            f"country: must be an ISO 3166 alpha-2 code (2 upper-case letters), got {_show(country)}",
+            "country: must be an ISO 3166 alpha-2 code (2 upper-case letters), "
+            f"got {_show(country)}",
             "value",
         )
     return Transaction(

@@ -17,7 +17,7 @@ from app.settings import Settings
 MIB = 1024 * 1024
 DISCOVER = ("tables", "agents")  # the packages the worker scans for tables and agents
 TICKS_TOPIC_SUFFIX = "cart-ticks"
-PLACE_LABELS_TOPIC_SUFFIX = "place-labels"
+FRAUD_LABELS_TOPIC_SUFFIX = "fraud-labels"
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class Topics:
     feedback: TopicT
     cart_events: TopicT
     cart_ticks: TopicT
-    place_labels: TopicT
+    cart_input: TopicT  # cart events and ticks, one co-partitioned stream
+    fraud_labels: TopicT
     fraud_alerts: TopicT
     cart_abandoned: TopicT
     cart_recovered: TopicT
@@ -51,12 +52,22 @@ class Topics:
                 **kw,
             )
 
+        ticks = internal_topic(settings, TICKS_TOPIC_SUFFIX)
         return cls(
             transactions=topic(settings.topic_transactions),
             feedback=topic(settings.topic_feedback),
             cart_events=topic(settings.topic_cart_events),
-            cart_ticks=topic(internal_topic(settings, TICKS_TOPIC_SUFFIX)),
-            place_labels=topic(internal_topic(settings, PLACE_LABELS_TOPIC_SUFFIX)),
+            cart_ticks=topic(ticks),
+            cart_input=app.topic(
+                settings.topic_cart_events,
+                ticks,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=settings.partitions,
+            ),
+            fraud_labels=topic(internal_topic(settings, FRAUD_LABELS_TOPIC_SUFFIX)),
             fraud_alerts=topic(settings.topic_fraud_alerts),
             cart_abandoned=topic(settings.topic_cart_abandoned),
             cart_recovered=topic(settings.topic_cart_recovered),
@@ -118,4 +129,3 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger=0.005,
         web_enabled=True,
     )
-

@@ -7,6 +7,7 @@ on a bad value before anything here runs.
 
 from __future__ import annotations
 
+from app import observe
 from app.faust_app import Topics, create_app
 from app.metrics import VigilMetrics
 from app.settings import load_settings
@@ -17,3 +18,5 @@ topics = Topics.declare(app, settings)
 metrics = VigilMetrics(
     input_topics=(settings.topic_transactions, settings.topic_feedback, settings.topic_cart_events)
 )
+
+observe.install(app, metrics, settings.topic_cart_events)

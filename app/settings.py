@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from app.cart.config import CartConfig
+from app.detect.config import FraudConfig
 from app.exceptions import ConfigError
 
 ENV_PREFIX = "VIGIL_"
@@ -134,10 +136,42 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
 
+    def fraud_config(self) -> FraudConfig:
+        """The detector's view of these settings: milliseconds of event time."""
+        return FraudConfig(
+            velocity_count=self.velocity_count,
+            velocity_window_ms=_ms(self.velocity_window_s),
+            spike_min_prior=self.spike_min_prior,
+            spike_stddevs=self.spike_stddevs,
+            spike_mean_multiple=self.spike_mean_multiple,
+            travel_min_km=self.travel_min_km,
+            travel_max_kmh=self.travel_max_kmh,
+            card_testing_max_amount=self.card_testing_max_amount,
+            card_testing_count=self.card_testing_count,
+            card_testing_window_ms=_ms(self.card_testing_window_s),
+            large_amount=self.large_amount,
+            terminal_fraud_count=self.terminal_fraud_count,
+            terminal_window_ms=_ms(self.terminal_window_days * 86_400),
+            duplicate_window_ms=_ms(self.duplicate_window_h * 3600),
+            max_disorder_ms=_ms(self.max_disorder_s),
+        )
+
+    def cart_config(self) -> CartConfig:
+        """The cart machine's view of these settings."""
+        return CartConfig(
+            timeout_ms=_ms(self.cart_timeout_s),
+            lateness_ms=_ms(self.cart_lateness_s),
+            recovery_window_ms=_ms(self.cart_recovery_window_h * 3600),
+        )
+
     @property
     def bootstrap_servers(self) -> str:
         """The broker list as aiokafka wants it: `host:port,host:port`."""
         return self.broker.removeprefix("kafka://").replace(";", ",")
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
 
 
 def load_settings(**overrides: Any) -> Settings:

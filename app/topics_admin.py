@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from app.exceptions import BrokerUnavailable, ConfigError
-from app.faust_app import PLACE_LABELS_TOPIC_SUFFIX, TICKS_TOPIC_SUFFIX, internal_topic
+from app.faust_app import FRAUD_LABELS_TOPIC_SUFFIX, TICKS_TOPIC_SUFFIX, internal_topic
 from app.settings import Settings
 
 
@@ -42,7 +42,13 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             {"retention.ms": str(3_600_000), "cleanup.policy": "delete"},
         )
     )
-    specs.append(TopicSpec(internal_topic(settings, PLACE_LABELS_TOPIC_SUFFIX), "VIGIL_APP_ID"))
+    specs.append(
+        TopicSpec(
+            internal_topic(settings, FRAUD_LABELS_TOPIC_SUFFIX),
+            "VIGIL_APP_ID",
+            {"cleanup.policy": "compact"},
+        )
+    )
     return specs
 
 

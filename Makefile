@@ -1,0 +1,30 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+.PHONY: bootstrap test test-unit lint run demo bench kafka-start kafka-stop
+
+bootstrap:
+	scripts/bootstrap.sh
+
+# Installs what it needs, starts the Kafka broker (pytest fixture) and Prometheus, runs every test.
+test: bootstrap lint
+	.venv/bin/python -m pytest -ra
+
+test-unit: bootstrap
+	.venv/bin/python -m pytest -ra tests/unit
+
+lint: bootstrap
+	.venv/bin/ruff check app agents tables tests bench
+	.venv/bin/ruff format --check app agents tables tests bench
+	.venv/bin/mypy app
+
+# A local broker (unless VIGIL_BROKER answers), a worker and generated traffic, alerts shown live.
+run demo: bootstrap
+	.venv/bin/vigil demo
+
+bench: bootstrap
+	.venv/bin/python -m bench
+
+kafka-start: bootstrap
+	.venv/bin/vigil kafka start
+
+kafka-stop:
+	.venv/bin/vigil kafka stop

@@ -1,0 +1,170 @@
+"""Cart events (and clock ticks) in, abandoned and recovered carts out.
+
+Thin glue around `app.cart.engine.CartEngine`, one engine per assigned partition, whose store
+is the RocksDB-backed `carts` table: the very engine `vigil replay` runs, fed the same order.
+The wall clock advances quiet partitions through ticks: every worker sends, every
+`cart_tick_interval_s`, a tick record to each cart partition it owns on an internal topic
+co-partitioned with `cart-events`. The tick is consumed by this same agent, so timers fire
+inside the partition's stream (and Kafka transaction), never from a side task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from time import perf_counter
+from typing import Any
+
+from faust.types import TP, StreamT
+
+from agents.outputs import internal_error, reject, send_json
+from app.cart.engine import CartEngine
+from app.cart.machine import CartOutput
+from app.cart.state import CartState
+from app.faust_app import TICKS_TOPIC_SUFFIX, internal_topic
+from app.intake import CART_EVENTS, Rejected
+from app.main import app, metrics, settings, topics
+from app.timeutil import now_ms
+from tables.carts import cart_clocks, carts
+
+log = logging.getLogger(__name__)
+
+TICKS = internal_topic(settings, TICKS_TOPIC_SUFFIX)
+
+
+class TableCartStore:
+    """`CartStore` over the `carts` table (reads and writes in the current event's partition)."""
+
+    def get(self, user_id: str) -> CartState | None:
+        raw = carts.get(user_id.encode())
+        return CartState.from_bytes(raw) if raw is not None else None
+
+    def set(self, user_id: str, state: CartState) -> None:
+        carts[user_id.encode()] = state.to_bytes()
+
+    def delete(self, user_id: str) -> None:
+        with contextlib.suppress(KeyError):
+            del carts[user_id.encode()]
+
+
+def _stored_states(partition: int) -> Iterator[tuple[str, CartState]]:
+    """Every cart state held for one partition, read once when the partition is assigned."""
+    db = carts.data._db_for_partition(partition)  # type: ignore[attr-defined]
+    for key, value in db.items():
+        yield key.decode(), CartState.from_bytes(value)
+
+
+class CartPartitions:
+    """One engine per assigned partition, rebuilt from the tables on first use after assignment.
+
+    Rebuilding scans the partition's carts once (the timers live in the states); after that,
+    firing costs only the timers that are due.
+    """
+
+    def __init__(self) -> None:
+        self.engines: dict[int, CartEngine] = {}
+        self.config = settings.cart_config()
+
+    def engine(self, partition: int) -> CartEngine:
+        engine = self.engines.get(partition)
+        if engine is None:
+            engine = CartEngine(self.config, TableCartStore(), wall_clock=now_ms)
+            engine.restore(_stored_states(partition))
+            highest = cart_clocks.get(str(partition).encode())
+            if highest is not None:
+                engine.clock.observe(int(highest))
+            self.engines[partition] = engine
+            log.info("cart partition %d: %d timers restored", partition, engine.pending_timers)
+        return engine
+
+    def forget(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.engines.pop(partition, None)
+
+    @property
+    def pending_timers(self) -> int:
+        return sum(engine.pending_timers for engine in self.engines.values())
+
+
+partitions = CartPartitions()
+
+
+async def _emit(outputs: list[CartOutput], partition: int) -> None:
+    for out in outputs:
+        if out.kind == "cart_abandoned":
+            await send_json(topics.cart_abandoned, out.key, out.value, partition)
+            deadline = out.value["abandoned_at"]
+        else:
+            await send_json(topics.cart_recovered, out.key, out.value, partition)
+            deadline = out.value["recovered_ts"]
+        metrics.alert(out.kind, (), _latency_s(out.value["detected_ts"], deadline))
+
+
+def _latency_s(detected: str, event: str) -> float:
+    from app.timeutil import parse_ts
+
+    return (parse_ts(detected) - parse_ts(event)) / 1000
+
+
+@app.agent(topics.cart_input, name="vigil-carts")
+async def track_carts(stream: StreamT) -> None:
+    """Apply each cart event to its user's cart; fire due deadlines on events and ticks."""
+    topic = settings.topic_cart_events
+    async for event in stream.events():
+        message = event.message
+        partition = message.partition
+        engine = partitions.engine(partition)
+        if message.topic == TICKS:
+            await _emit(engine.tick(), partition)
+            _observe_clock(engine, partition)
+            continue
+        started = perf_counter()
+        cart_event = CART_EVENTS(message.value, message.key)
+        if isinstance(cart_event, Rejected):
+            await reject(message, cart_event)
+            continue
+        before = engine.clock.highest_ms
+        try:
+            outputs = engine.process(cart_event)
+        except Exception as exc:
+            await reject(message, internal_error(exc))
+            continue
+        if engine.clock.highest_ms != before:
+            cart_clocks[str(partition).encode()] = str(engine.clock.highest_ms).encode()
+        await _emit(outputs, partition)
+        metrics.event_in(topic, "ok")
+        metrics.observe_processing(topic, perf_counter() - started)
+        _observe_clock(engine, partition)
+
+
+def _observe_clock(engine: CartEngine, partition: int) -> None:
+    highest = engine.clock.highest_ms
+    if highest is not None:
+        metrics.set_clock_lag(partition, (now_ms() - highest + engine.cfg.lateness_ms) / 1000)
+    metrics.set_pending_timers(partitions.pending_timers)
+
+
+@app.timer(interval=settings.cart_tick_interval_s)
+async def send_ticks() -> None:
+    """Advance every owned cart partition's clock with the wall clock (quiet streams fire)."""
+    if app.rebalancing:
+        return
+    owned = [tp.partition for tp in app.consumer.assignment() if tp.topic == topic_name()]
+    if not owned:
+        return
+    value = str(now_ms()).encode()
+    producer: Any = app.producer
+    for partition in owned:
+        # Not transactional on purpose: a tick carries no state, and a tick inside a
+        # transaction would stay invisible until that partition's next commit.
+        await producer.send(TICKS, None, value, partition, None, None)
+
+
+def topic_name() -> str:
+    return settings.topic_cart_events
+
+
+@app.on_partitions_revoked.connect
+async def _on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+    partitions.forget({tp.partition for tp in revoked if tp.topic == settings.topic_cart_events})

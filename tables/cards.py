@@ -1,0 +1,20 @@
+"""Per-card fraud state (`app.detect.state.CardState` as bytes), keyed by `card_id`.
+
+Co-partitioned with `transactions`: the changelog has the same partition count, and a card's
+state lives in the partition its key hashes to. Recovered from the changelog on restart or
+rebalance, so a burst that straddles a restart is still counted.
+"""
+
+from __future__ import annotations
+
+from app.faust_app import rocksdb_options
+from app.main import app, settings
+
+cards = app.Table(
+    "cards",
+    key_type=bytes,
+    value_type=bytes,
+    partitions=settings.partitions,
+    options=rocksdb_options(settings),
+    help="CardState per card_id: recent (ts, amount), running mean/M2, last location, txn ids.",
+)

@@ -1,0 +1,19 @@
+"""The fraud labels every worker holds (see `app.labels` for why not a GlobalTable)."""
+
+from __future__ import annotations
+
+from app.faust_app import FRAUD_LABELS_TOPIC_SUFFIX, internal_topic
+from app.labels import LabelFollower
+from app.main import app, settings
+
+labels = LabelFollower(
+    settings.bootstrap_servers,
+    internal_topic(settings, FRAUD_LABELS_TOPIC_SUFFIX),
+    settings.fraud_config(),
+)
+
+
+@app.task
+async def follow_labels() -> None:
+    """Keep this worker's copy of the labels current for as long as it runs."""
+    await labels.run()
