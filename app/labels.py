@@ -34,6 +34,7 @@ from app.detect.config import FraudConfig
 from app.detect.feedback import InMemoryFeedback
 from app.events import Feedback
 from app.exceptions import DecodeError
+from app.metrics import VigilMetrics
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,14 @@ class LabelFollower:
     with half its labels.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str, config: FraudConfig) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        config: FraudConfig,
+        metrics: VigilMetrics | None = None,
+    ) -> None:
+        self.metrics = metrics
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.feedback = InMemoryFeedback(config)
@@ -105,6 +113,8 @@ class LabelFollower:
                 for records in batches.values():
                     for record in records:
                         self.apply(record.value)
+                if batches and self.metrics is not None:
+                    self.metrics.set_table_keys("fraud-labels", len(self.feedback.records))
                 if pending:
                     for tp in list(pending):
                         if await consumer.position(tp) >= end[tp]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from app.faust_app import FRAUD_LABELS_TOPIC_SUFFIX, internal_topic
 from app.labels import LabelFollower
-from app.main import app, settings
+from app.main import app, metrics, settings
 
 labels = LabelFollower(
     settings.bootstrap_servers,
     internal_topic(settings, FRAUD_LABELS_TOPIC_SUFFIX),
     settings.fraud_config(),
+    metrics,
 )
 
 
