@@ -21,11 +21,11 @@ from faust.types import TP, StreamT
 from agents.outputs import internal_error, reject, send_json
 from app.cart.engine import CartEngine
 from app.cart.machine import CartOutput
-from app.cart.state import CartState
+from app.cart.state import CartState, CartStateError
 from app.faust_app import TICKS_TOPIC_SUFFIX, internal_topic
 from app.intake import CART_EVENTS, Rejected
 from app.main import app, metrics, settings, topics
-from app.timeutil import now_ms
+from app.timeutil import now_ms, parse_ts
 from tables.carts import cart_clocks, carts
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,21 @@ class TableCartStore:
 
 
 def _stored_states(partition: int) -> Iterator[tuple[str, CartState]]:
-    """Every cart state held for one partition, read once when the partition is assigned."""
+    """Every cart state held for one partition, read once when the partition is assigned.
+
+    Skips Faust's own bookkeeping key (the changelog offset it keeps in each partition's DB)
+    and, loudly, any value that does not read as a cart state.
+    """
     db = carts.data._db_for_partition(partition)  # type: ignore[attr-defined]
     for key, value in db.items():
-        yield key.decode(), CartState.from_bytes(value)
+        if key.startswith(b"__faust"):
+            continue
+        try:
+            yield key.decode(), CartState.from_bytes(value)
+        except (CartStateError, UnicodeDecodeError) as exc:
+            log.error(
+                "cart partition %d: unreadable state for key %r skipped: %s", partition, key, exc
+            )
 
 
 class CartPartitions:
@@ -102,8 +113,6 @@ async def _emit(outputs: list[CartOutput], partition: int) -> None:
 
 
 def _latency_s(detected: str, event: str) -> float:
-    from app.timeutil import parse_ts
-
     return (parse_ts(detected) - parse_ts(event)) / 1000
 
 
@@ -116,7 +125,12 @@ async def track_carts(stream: StreamT) -> None:
         partition = message.partition
         engine = partitions.engine(partition)
         if message.topic == TICKS:
-            await _emit(engine.tick(), partition)
+            try:
+                outputs = engine.tick()
+            except Exception:  # a bug: log it, keep the partition alive for the next tick
+                log.exception("cart partition %d: tick failed", partition)
+                continue
+            await _emit(outputs, partition)
             _observe_clock(engine, partition)
             continue
         started = perf_counter()
@@ -150,7 +164,8 @@ async def send_ticks() -> None:
     """Advance every owned cart partition's clock with the wall clock (quiet streams fire)."""
     if app.rebalancing:
         return
-    owned = [tp.partition for tp in app.consumer.assignment() if tp.topic == topic_name()]
+    cart_topic = settings.topic_cart_events
+    owned = [tp.partition for tp in app.consumer.assignment() if tp.topic == cart_topic]
     if not owned:
         return
     value = str(now_ms()).encode()
@@ -159,10 +174,6 @@ async def send_ticks() -> None:
         # Not transactional on purpose: a tick carries no state, and a tick inside a
         # transaction would stay invisible until that partition's next commit.
         await producer.send(TICKS, None, value, partition, None, None)
-
-
-def topic_name() -> str:
-    return settings.topic_cart_events
 
 
 @app.on_partitions_revoked.connect
