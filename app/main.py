@@ -15,8 +15,9 @@ from app.settings import load_settings
 settings = load_settings()
 app = create_app(settings)
 topics = Topics.declare(app, settings)
+INPUT_TOPICS = (settings.topic_transactions, settings.topic_feedback, settings.topic_cart_events)
 metrics = VigilMetrics(
-    input_topics=(settings.topic_transactions, settings.topic_feedback, settings.topic_cart_events)
+    input_topics=INPUT_TOPICS, tables=("cards", "carts", "cart-clocks", "fraud-labels")
 )
 
-observe.install(app, metrics, settings.topic_cart_events)
+observe.install(app, metrics, settings.topic_cart_events, frozenset(INPUT_TOPICS))

@@ -28,7 +28,9 @@ def is_ready(app: faust.App) -> bool:
     return bool(recovery.completed.is_set()) and not recovery.in_recovery
 
 
-def install(app: faust.App, metrics: VigilMetrics, cart_topic: str) -> None:
+def install(
+    app: faust.App, metrics: VigilMetrics, cart_topic: str, input_topics: frozenset[str]
+) -> None:
     """Register the web views, the gauge timer and the rebalance counters on `app`."""
 
     @app.page("/metrics")
@@ -69,7 +71,7 @@ def install(app: faust.App, metrics: VigilMetrics, cart_topic: str) -> None:
         metrics.set_ready(is_ready(app))
         if app.rebalancing:
             return
-        await _refresh_lag(app, metrics)
+        await _refresh_lag(app, metrics, input_topics)
         for table in app.tables.values():
             keys = _estimate_keys(table)
             metrics.set_table_keys(table.name, keys)
@@ -77,10 +79,14 @@ def install(app: faust.App, metrics: VigilMetrics, cart_topic: str) -> None:
                 metrics.set_open_carts(keys)
 
 
-async def _refresh_lag(app: faust.App, metrics: VigilMetrics) -> None:
-    """Lag per assigned input partition: end offset minus committed offset."""
+async def _refresh_lag(app: faust.App, metrics: VigilMetrics, topics: frozenset[str]) -> None:
+    """Lag per assigned input partition: end offset minus committed offset.
+
+    Only the contract's input topics: internal topics (ticks, Faust's assignor topic) would add
+    series that say nothing to an operator.
+    """
     consumer: Any = app.consumer
-    tps = [tp for tp in consumer.assignment() if not tp.topic.endswith("-changelog")]
+    tps = [tp for tp in consumer.assignment() if tp.topic in topics]
     if not tps:
         return
     try:
