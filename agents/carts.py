@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from time import perf_counter
 from typing import Any
 
-from faust.types import TP, StreamT
+from faust.types import TP, EventT, StreamT
 
 from agents.outputs import internal_error, reject, send_json
 from app.cart.engine import CartEngine
@@ -24,13 +24,14 @@ from app.cart.machine import CartOutput
 from app.cart.state import CartState, CartStateError
 from app.faust_app import TICKS_TOPIC_SUFFIX, internal_topic
 from app.intake import CART_EVENTS, Rejected
-from app.main import app, metrics, settings, topics
+from app.main import app, gate, metrics, settings, topics
 from app.timeutil import now_ms, parse_ts
 from tables.carts import cart_clocks, carts
 
 log = logging.getLogger(__name__)
 
 TICKS = internal_topic(settings, TICKS_TOPIC_SUFFIX)
+TOPIC = settings.topic_cart_events
 
 
 class TableCartStore:
@@ -119,37 +120,42 @@ def _latency_s(detected: str, event: str) -> float:
 @app.agent(topics.cart_input, name="vigil-carts")
 async def track_carts(stream: StreamT) -> None:
     """Apply each cart event to its user's cart; fire due deadlines on events and ticks."""
-    topic = settings.topic_cart_events
+    gate.install(app)
     async for event in stream.events():
-        message = event.message
-        partition = message.partition
-        engine = partitions.engine(partition)
-        if message.topic == TICKS:
-            try:
-                outputs = engine.tick()
-            except Exception:  # a bug: log it, keep the partition alive for the next tick
-                log.exception("cart partition %d: tick failed", partition)
-                continue
-            await _emit(outputs, partition)
-            _observe_clock(engine, partition)
-            continue
-        started = perf_counter()
-        cart_event = CART_EVENTS(message.value, message.key)
-        if isinstance(cart_event, Rejected):
-            await reject(message, cart_event)
-            continue
-        before = engine.clock.highest_ms
+        async with gate.event():
+            await _handle(event)
+
+
+async def _handle(event: EventT) -> None:
+    message = event.message
+    partition = message.partition
+    engine = partitions.engine(partition)
+    if message.topic == TICKS:
         try:
-            outputs = engine.process(cart_event)
-        except Exception as exc:
-            await reject(message, internal_error(exc))
-            continue
-        if engine.clock.highest_ms != before:
-            cart_clocks[str(partition).encode()] = str(engine.clock.highest_ms).encode()
+            outputs = engine.tick()
+        except Exception:  # a bug: log it, keep the partition alive for the next tick
+            log.exception("cart partition %d: tick failed", partition)
+            return
         await _emit(outputs, partition)
-        metrics.event_in(topic, "ok")
-        metrics.observe_processing(topic, perf_counter() - started)
         _observe_clock(engine, partition)
+        return
+    started = perf_counter()
+    cart_event = CART_EVENTS(message.value, message.key)
+    if isinstance(cart_event, Rejected):
+        await reject(message, cart_event)
+        return
+    before = engine.clock.highest_ms
+    try:
+        outputs = engine.process(cart_event)
+    except Exception as exc:
+        await reject(message, internal_error(exc))
+        return
+    if engine.clock.highest_ms != before:
+        cart_clocks[str(partition).encode()] = str(engine.clock.highest_ms).encode()
+    await _emit(outputs, partition)
+    metrics.event_in(TOPIC, "ok")
+    metrics.observe_processing(TOPIC, perf_counter() - started)
+    _observe_clock(engine, partition)
 
 
 def _observe_clock(engine: CartEngine, partition: int) -> None:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from time import perf_counter
 
-from faust.types import StreamT
+from faust.types import EventT, StreamT
 
 from agents.outputs import internal_error, reject, send_json
 from app.detect.fraud import FraudDetector
 from app.detect.state import CardState
 from app.intake import TRANSACTIONS, Rejected
-from app.main import app, metrics, settings, topics
+from app.main import app, gate, metrics, settings, topics
 from app.timeutil import now_ms
 from tables.cards import cards
 from tables.labels import labels
 
 detector = FraudDetector(settings.fraud_config())
+TOPIC = settings.topic_transactions
 
 
 @app.agent(topics.transactions, name="vigil-fraud")
@@ -23,30 +24,35 @@ async def detect_fraud(stream: StreamT) -> None:
     """One alert at most per transaction; duplicates change nothing."""
     # A restarted worker must not judge transactions before it holds every committed label.
     await labels.caught_up.wait()
-    topic = settings.topic_transactions
+    gate.install(app)
     async for event in stream.events():
-        started = perf_counter()
-        message = event.message
-        txn = TRANSACTIONS(message.value, message.key)
-        if isinstance(txn, Rejected):
-            await reject(message, txn)
-            continue
-        try:
-            key = txn.card_id.encode()
-            raw = cards.get(key)
-            state = CardState.from_bytes(raw) if raw is not None else None
-            detected = now_ms()
-            result = detector.process(txn, state, labels, detected)
-        except Exception as exc:
-            await reject(message, internal_error(exc))
-            continue
-        if result.outcome == "duplicate":
-            metrics.event_in(topic, "duplicate")
-        else:
-            cards[key] = result.state.to_bytes()
-            if result.alert is not None:
-                await send_json(topics.fraud_alerts, key, result.alert, message.partition)
-                rules = [hit["rule"] for hit in result.alert["rules"]]
-                metrics.alert("fraud", rules, (detected - txn.ts) / 1000)
-            metrics.event_in(topic, "ok")
-        metrics.observe_processing(topic, perf_counter() - started)
+        async with gate.event():
+            await _handle(event)
+
+
+async def _handle(event: EventT) -> None:
+    started = perf_counter()
+    message = event.message
+    txn = TRANSACTIONS(message.value, message.key)
+    if isinstance(txn, Rejected):
+        await reject(message, txn)
+        return
+    try:
+        key = txn.card_id.encode()
+        raw = cards.get(key)
+        state = CardState.from_bytes(raw) if raw is not None else None
+        detected = now_ms()
+        result = detector.process(txn, state, labels, detected)
+    except Exception as exc:
+        await reject(message, internal_error(exc))
+        return
+    if result.outcome == "duplicate":
+        metrics.event_in(TOPIC, "duplicate")
+    else:
+        cards[key] = result.state.to_bytes()
+        if result.alert is not None:
+            await send_json(topics.fraud_alerts, key, result.alert, message.partition)
+            rules = [hit["rule"] for hit in result.alert["rules"]]
+            metrics.alert("fraud", rules, (detected - txn.ts) / 1000)
+        metrics.event_in(TOPIC, "ok")
+    metrics.observe_processing(TOPIC, perf_counter() - started)

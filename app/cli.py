@@ -42,10 +42,22 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from faust.worker import Worker
 
+    from app.store_guard import mark_clean, prepare_store
+
+    if prepare_store(settings.store_dir):
+        print(
+            "vigil: unclean shutdown before: local tables rebuilt from changelogs", file=sys.stderr
+        )
+
     from app.main import app
 
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
-    worker.execute_from_commandline()  # exits the process via sys.exit
+    try:
+        worker.execute_from_commandline()  # exits the process via sys.exit
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            mark_clean(settings.store_dir)
+        raise
     return 0
 
 

@@ -8,6 +8,7 @@ on a bad value before anything here runs.
 from __future__ import annotations
 
 from app import observe
+from app.exactly_once import CommitGate
 from app.faust_app import Topics, create_app
 from app.metrics import VigilMetrics
 from app.settings import load_settings
@@ -21,3 +22,6 @@ metrics = VigilMetrics(
 )
 
 observe.install(app, metrics, settings.topic_cart_events, frozenset(INPUT_TOPICS))
+
+#: Agents process each event inside `gate.event()`; commits wait for whole events.
+gate = CommitGate()

@@ -45,8 +45,9 @@ def apply(
         st, abandoned = _abandon(user, st, cfg, detected_ms)
         outputs.append(abandoned)
 
-    # Activity after an abandonment in event time; a late event (older than the latest one
-    # seen) happened before the abandonment it arrives after, so it does not reopen the cart.
+    # Only an event newer than the latest ts seen counts as activity *after* an abandonment: a
+    # late one happened (in event time) before the abandonment it arrives after, so it changes
+    # the cart but does not reopen it.
     advances = event.ts > st.last_activity_ms
     was_empty = not st.items
     items = dict(st.items)

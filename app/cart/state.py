@@ -89,7 +89,7 @@ class CartState:
         """
         if self.items or self.deadline_ms is not None:
             return None
-        expires = -(2**62)
+        expires = self.last_activity_ms
         if self.abandoned is not None:
             expires = max(expires, self.abandoned.recover_until_ms + 1)
         return expires
