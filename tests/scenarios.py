@@ -32,12 +32,41 @@ def txn(txn_id: str, card: str, amount: float | str, ts: int, **kw: Any) -> Reco
 def feedback_records() -> list[Record]:
     """Two fraud labels at terminal pos-9 (one first labelled legit, then fraud), one flipped off."""
     return [
-        ("feedback", "f-1", {"txn_id": "f-1", "label": "legit", "terminal_id": "pos-9", "ts": T0 - 3 * 86_400_000}),
-        ("feedback", "f-1", {"txn_id": "f-1", "label": "fraud", "terminal_id": "pos-9", "ts": T0 - 2 * 86_400_000}),
-        ("feedback", "f-2", {"txn_id": "f-2", "label": "fraud", "terminal_id": "pos-9", "ts": format_ts(T0 - 86_400_000)}),
-        ("feedback", "f-3", {"txn_id": "f-3", "label": "fraud", "terminal_id": "pos-7", "ts": T0 - 86_400_000}),
-        ("feedback", "f-4", {"txn_id": "f-4", "label": "fraud", "terminal_id": "pos-7", "ts": T0 - 86_400_000}),
-        ("feedback", "f-4", {"txn_id": "f-4", "label": "legit", "terminal_id": "pos-7", "ts": T0 - 86_000_000}),
+        (
+            "feedback",
+            "f-1",
+            {"txn_id": "f-1", "label": "legit", "terminal_id": "pos-9", "ts": T0 - 3 * 86_400_000},
+        ),
+        (
+            "feedback",
+            "f-1",
+            {"txn_id": "f-1", "label": "fraud", "terminal_id": "pos-9", "ts": T0 - 2 * 86_400_000},
+        ),
+        (
+            "feedback",
+            "f-2",
+            {
+                "txn_id": "f-2",
+                "label": "fraud",
+                "terminal_id": "pos-9",
+                "ts": format_ts(T0 - 86_400_000),
+            },
+        ),
+        (
+            "feedback",
+            "f-3",
+            {"txn_id": "f-3", "label": "fraud", "terminal_id": "pos-7", "ts": T0 - 86_400_000},
+        ),
+        (
+            "feedback",
+            "f-4",
+            {"txn_id": "f-4", "label": "fraud", "terminal_id": "pos-7", "ts": T0 - 86_400_000},
+        ),
+        (
+            "feedback",
+            "f-4",
+            {"txn_id": "f-4", "label": "legit", "terminal_id": "pos-7", "ts": T0 - 86_000_000},
+        ),
     ]
 
 
@@ -58,7 +87,9 @@ def fraud_story() -> tuple[list[Record], list[Record]]:
     second.append(txn("c-1", "card-C", 30, T0 + 30 * MIN, lat=40.713, lon=-74.006, country="US"))
     # card_testing: 5 small amounts in 4 minutes (2.00 exactly counts), across the split
     for i, amount in enumerate(["1.00", "0.50", "2.00", "1.99", "0.01"]):
-        (first if i < 2 else second).append(txn(f"d-{i}", "card-D", amount, T0 + i * MIN, rfc=False))
+        (first if i < 2 else second).append(
+            txn(f"d-{i}", "card-D", amount, T0 + i * MIN, rfc=False)
+        )
     # large_amount
     second.append(txn("e-0", "card-E", 15000, T0))
     # compromised_terminal: pos-9 has 2 fraud labels within 28 days; pos-7 only 1 (f-4 flipped)

@@ -30,7 +30,9 @@ def _records():
         if rng.random() < 0.01:
             records.append(("transactions", card, b'{"txn_id": "broken'))
             continue
-        records.append(txn(f"t-{i}", card, amount, T0 + i * 200, terminal_id=f"pos-{rng.randrange(9)}"))
+        records.append(
+            txn(f"t-{i}", card, amount, T0 + i * 200, terminal_id=f"pos-{rng.randrange(9)}")
+        )
     return records
 
 
@@ -38,7 +40,14 @@ def _processed(worker, topic):
     text = worker.metrics() if worker.alive() else ""
     total = 0.0
     for outcome in ("ok", "dead_letter", "duplicate"):
-        m = re.search(r'vigil_events_in_total\{outcome="%s",topic="%s"\} ([0-9.e+]+)' % (outcome, re.escape(topic)), text)
+        m = re.search(
+            r'vigil_events_in_total\{outcome="'
+            + outcome
+            + '",topic="'
+            + re.escape(topic)
+            + r'"\} ([0-9.e+]+)',
+            text,
+        )
         total += float(m.group(1)) if m else 0.0
     return total
 
@@ -66,12 +75,25 @@ def test_sigkill_twice_mid_stream_loses_and_duplicates_nothing(deployment, tmp_p
     src = tmp_path / "input.jsonl"
     src.write_bytes(
         b"\n".join(
-            orjson.dumps({"topic": deployment.topics[k], "key": key, "value": v.decode() if isinstance(v, bytes) else v})
+            orjson.dumps(
+                {
+                    "topic": deployment.topics[k],
+                    "key": key,
+                    "value": v.decode() if isinstance(v, bytes) else v,
+                }
+            )
             for k, key, v in records
         )
     )
-    run_replay([str(src)], tmp_path / "replay", Settings(**{f"topic_{k}": v for k, v in deployment.topics.items()}))
-    expected = [orjson.loads(x)["value"] for x in (tmp_path / "replay" / "fraud-alerts.jsonl").read_bytes().splitlines()]
+    run_replay(
+        [str(src)],
+        tmp_path / "replay",
+        Settings(**{f"topic_{k}": v for k, v in deployment.topics.items()}),
+    )
+    expected = [
+        orjson.loads(x)["value"]
+        for x in (tmp_path / "replay" / "fraud-alerts.jsonl").read_bytes().splitlines()
+    ]
     expected_dead = (tmp_path / "replay" / "dead-letters.jsonl").read_bytes().splitlines()
     assert len(expected) > 100
 

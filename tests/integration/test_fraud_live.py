@@ -13,7 +13,14 @@ from tests.scenarios import feedback_records, fraud_story, without_detected
 
 pytestmark = pytest.mark.integration
 
-ALL_RULES = {"velocity", "amount_spike", "impossible_travel", "card_testing", "large_amount", "compromised_terminal"}
+ALL_RULES = {
+    "velocity",
+    "amount_spike",
+    "impossible_travel",
+    "card_testing",
+    "large_amount",
+    "compromised_terminal",
+}
 
 
 def _wait_labels(worker, count, timeout=30.0):
@@ -51,7 +58,9 @@ def test_live_alerts_equal_replay_across_a_restart(deployment, tmp_path):
     deployment.consume("fraud_alerts", min_count=0, timeout=5, settle=3)
     assert worker.stop() == 0, worker.tail()
 
-    worker = deployment.worker("w2").start().wait_ready()  # a fresh store dir: tables come from changelogs
+    worker = (
+        deployment.worker("w2").start().wait_ready()
+    )  # a fresh store dir: tables come from changelogs
     deployment.produce(second)
     expected = _replay(deployment, feedback + first + second, tmp_path)
     live = deployment.consume("fraud_alerts", min_count=len(expected), timeout=60)

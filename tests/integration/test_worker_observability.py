@@ -167,7 +167,7 @@ def test_series_stay_bounded_after_ten_thousand_cards_and_users(deployment):
         )
 
     load(0, 50)
-    lag = 'vigil_consumer_lag_messages{partition="1",topic="%s"}' % deployment.topics["cart_events"]
+    lag = f'vigil_consumer_lag_messages{{partition="1",topic="{deployment.topics["cart_events"]}"}}'
     deadline = time.monotonic() + 60
     while lag not in worker.metrics():  # the gauges refresh on a 5 s timer
         assert time.monotonic() < deadline, "lag gauge never appeared"
@@ -175,9 +175,8 @@ def test_series_stay_bounded_after_ten_thousand_cards_and_users(deployment):
     before = _series(worker.metrics())
     load(50, 10_000)
     deadline = time.monotonic() + 120
-    target = (
-        'vigil_events_in_total{outcome="ok",topic="%s"} 10050.0' % deployment.topics["cart_events"]
-    )
+    topic = deployment.topics["cart_events"]
+    target = f'vigil_events_in_total{{outcome="ok",topic="{topic}"}} 10050.0'
     while target not in worker.metrics():
         assert time.monotonic() < deadline, "worker did not process the 10 000 users in time"
         time.sleep(1)

@@ -50,7 +50,9 @@ def txn_bytes() -> Callable[..., bytes]:
 
 @pytest.fixture
 def feedback_bytes() -> Callable[..., bytes]:
-    return _factory({"txn_id": "t-9f2", "label": "fraud", "terminal_id": "pos-3", "ts": 1795860000000})
+    return _factory(
+        {"txn_id": "t-9f2", "label": "fraud", "terminal_id": "pos-3", "ts": 1795860000000}
+    )
 
 
 @pytest.fixture

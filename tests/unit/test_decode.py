@@ -19,48 +19,77 @@ def _error(decode, raw: bytes) -> str:
 class TestTransaction:
     def test_contract_example_decodes(self, txn_bytes):
         txn = decode_transaction(txn_bytes())
-        assert (txn.txn_id, txn.card_id, txn.amount, txn.currency) == ("t-9f2", "tok_4c1a", 42.5, "EUR")
+        assert (txn.txn_id, txn.card_id, txn.amount, txn.currency) == (
+            "t-9f2",
+            "tok_4c1a",
+            42.5,
+            "EUR",
+        )
         assert (txn.merchant_id, txn.terminal_id, txn.country) == ("m-77", "pos-3", "FR")
         assert (txn.lat, txn.lon, txn.ts) == (48.857, 2.352, 1795341600250)
 
     def test_unknown_fields_are_ignored(self, txn_bytes):
         assert decode_transaction(txn_bytes(extra={"x": 1}, color="blue")).txn_id == "t-9f2"
 
-    @pytest.mark.parametrize("amount, expected", [(42.5, 42.5), (0, 0.0), ("0.00", 0.0), ("1e2", 100.0), (7, 7.0)])
+    @pytest.mark.parametrize(
+        "amount, expected", [(42.5, 42.5), (0, 0.0), ("0.00", 0.0), ("1e2", 100.0), (7, 7.0)]
+    )
     def test_amount_number_or_decimal_string(self, txn_bytes, amount, expected):
         assert decode_transaction(txn_bytes(amount=amount)).amount == expected
 
-    @pytest.mark.parametrize("amount", ["abc", -0.01, "-5", "NaN", "Infinity", "1e999", True, [], {}, ""])
+    @pytest.mark.parametrize(
+        "amount", ["abc", -0.01, "-5", "NaN", "Infinity", "1e999", True, [], {}, ""]
+    )
     def test_amount_must_be_finite_and_non_negative(self, txn_bytes, amount):
         message = _error(decode_transaction, txn_bytes(amount=amount))
         assert message.startswith("amount: must be a finite number >= 0, got ")
 
     def test_amount_error_quotes_the_value(self, txn_bytes):
-        assert _error(decode_transaction, txn_bytes(amount="abc")) == 'amount: must be a finite number >= 0, got "abc"'
+        assert (
+            _error(decode_transaction, txn_bytes(amount="abc"))
+            == 'amount: must be a finite number >= 0, got "abc"'
+        )
 
-    @pytest.mark.parametrize("field", ["txn_id", "card_id", "amount", "currency", "merchant_id", "ts"])
+    @pytest.mark.parametrize(
+        "field", ["txn_id", "card_id", "amount", "currency", "merchant_id", "ts"]
+    )
     def test_required_fields(self, txn_bytes, missing, field):
         assert _error(decode_transaction, txn_bytes(**{field: missing})) == f"{field}: required"
 
     @pytest.mark.parametrize("field", ["txn_id", "card_id", "merchant_id"])
     def test_ids_must_be_non_empty_strings(self, txn_bytes, field):
-        assert _error(decode_transaction, txn_bytes(**{field: 17})).startswith(f"{field}: must be a string")
-        assert _error(decode_transaction, txn_bytes(**{field: " "})) == f"{field}: must not be empty"
+        assert _error(decode_transaction, txn_bytes(**{field: 17})).startswith(
+            f"{field}: must be a string"
+        )
+        assert (
+            _error(decode_transaction, txn_bytes(**{field: " "})) == f"{field}: must not be empty"
+        )
 
     @pytest.mark.parametrize("currency", ["eur", "EURO", "EU", 978, "E1R"])
     def test_currency_iso_4217(self, txn_bytes, currency):
-        assert _error(decode_transaction, txn_bytes(currency=currency)).startswith("currency: must be")
+        assert _error(decode_transaction, txn_bytes(currency=currency)).startswith(
+            "currency: must be"
+        )
 
     @pytest.mark.parametrize("country", ["fra", "F", "fr"])
     def test_country_alpha_2(self, txn_bytes, country):
-        assert _error(decode_transaction, txn_bytes(country=country)).startswith("country: must be an ISO 3166")
+        assert _error(decode_transaction, txn_bytes(country=country)).startswith(
+            "country: must be an ISO 3166"
+        )
 
-    @pytest.mark.parametrize("field, value", [("lat", 90.1), ("lat", -91), ("lon", 180.5), ("lat", "48.8"), ("lon", True)])
+    @pytest.mark.parametrize(
+        "field, value",
+        [("lat", 90.1), ("lat", -91), ("lon", 180.5), ("lat", "48.8"), ("lon", True)],
+    )
     def test_coordinates(self, txn_bytes, field, value):
-        assert _error(decode_transaction, txn_bytes(**{field: value})).startswith(f"{field}: must be")
+        assert _error(decode_transaction, txn_bytes(**{field: value})).startswith(
+            f"{field}: must be"
+        )
 
     def test_optional_fields_may_be_absent_or_null(self, txn_bytes, missing):
-        txn = decode_transaction(txn_bytes(terminal_id=missing, country=None, lat=missing, lon=missing))
+        txn = decode_transaction(
+            txn_bytes(terminal_id=missing, country=None, lat=missing, lon=missing)
+        )
         assert txn.terminal_id is None and txn.country is None and txn.lat is None
 
     def test_numeric_mcc_is_kept_as_text(self, txn_bytes):
@@ -84,15 +113,27 @@ class TestTimestamps:
 
     @pytest.mark.parametrize(
         "ts",
-        ["2026-11-22T10:00:00", "2026-11-22", "yesterday", "2026-13-22T10:00:00Z", "2026-11-22T25:00:00Z",
-         1795341600.25, True, -1, 10**16, "1795341600250"],
+        [
+            "2026-11-22T10:00:00",
+            "2026-11-22",
+            "yesterday",
+            "2026-13-22T10:00:00Z",
+            "2026-11-22T25:00:00Z",
+            1795341600.25,
+            True,
+            -1,
+            10**16,
+            "1795341600250",
+        ],
     )
     def test_bad_timestamps(self, txn_bytes, ts):
         assert _error(decode_transaction, txn_bytes(ts=ts)).startswith("ts: ")
 
 
 class TestNotAnObject:
-    @pytest.mark.parametrize("raw", [b"not json", b"", b"[1,2]", b'"text"', b"\xff\xfe{}", b'{"amount": NaN}'])
+    @pytest.mark.parametrize(
+        "raw", [b"not json", b"", b"[1,2]", b'"text"', b"\xff\xfe{}", b'{"amount": NaN}']
+    )
     def test_rejected_with_reason(self, raw):
         message = _error(decode_transaction, raw)
         assert message.startswith("value: ")
@@ -106,10 +147,18 @@ class TestNotAnObject:
 class TestFeedback:
     def test_contract_example(self, feedback_bytes):
         fb = decode_feedback(feedback_bytes())
-        assert (fb.txn_id, fb.label, fb.terminal_id, fb.ts, fb.place) == ("t-9f2", "fraud", "pos-3", 1795860000000, "t:pos-3")
+        assert (fb.txn_id, fb.label, fb.terminal_id, fb.ts, fb.place) == (
+            "t-9f2",
+            "fraud",
+            "pos-3",
+            1795860000000,
+            "t:pos-3",
+        )
 
     def test_place_falls_back_to_merchant(self, feedback_bytes, missing):
-        assert decode_feedback(feedback_bytes(terminal_id=missing, merchant_id="m-1")).place == "m:m-1"
+        assert (
+            decode_feedback(feedback_bytes(terminal_id=missing, merchant_id="m-1")).place == "m:m-1"
+        )
 
     @pytest.mark.parametrize("label", ["FRAUD", "maybe", 1, ""])
     def test_label(self, feedback_bytes, label):
@@ -123,10 +172,20 @@ class TestFeedback:
 class TestCartEvent:
     def test_contract_example(self, cart_bytes):
         ev = decode_cart_event(cart_bytes())
-        assert (ev.event_id, ev.user_id, ev.type, ev.product_id, ev.quantity, ev.price, ev.currency, ev.session_id) == (
-            "e-1", "u-8", "add_to_cart", "sku-12", 2, 19.99, "EUR", "s-3")
+        assert (
+            ev.event_id,
+            ev.user_id,
+            ev.type,
+            ev.product_id,
+            ev.quantity,
+            ev.price,
+            ev.currency,
+            ev.session_id,
+        ) == ("e-1", "u-8", "add_to_cart", "sku-12", 2, 19.99, "EUR", "s-3")
 
-    @pytest.mark.parametrize("kind", ["view", "add_to_cart", "remove_from_cart", "begin_checkout", "purchase"])
+    @pytest.mark.parametrize(
+        "kind", ["view", "add_to_cart", "remove_from_cart", "begin_checkout", "purchase"]
+    )
     def test_every_type(self, cart_bytes, kind):
         assert decode_cart_event(cart_bytes(type=kind)).type == kind
 
@@ -147,11 +206,15 @@ class TestCartEvent:
 
     @pytest.mark.parametrize("quantity", [0, -1, 1.5, "2", True])
     def test_quantity_integer_at_least_one(self, cart_bytes, quantity):
-        assert _error(decode_cart_event, cart_bytes(quantity=quantity)).startswith("quantity: must be an integer >= 1")
+        assert _error(decode_cart_event, cart_bytes(quantity=quantity)).startswith(
+            "quantity: must be an integer >= 1"
+        )
 
     def test_price_rules_match_amount(self, cart_bytes):
         assert decode_cart_event(cart_bytes(price="19.99")).price == 19.99
-        assert _error(decode_cart_event, cart_bytes(price=-1)).startswith("price: must be a finite number >= 0")
+        assert _error(decode_cart_event, cart_bytes(price=-1)).startswith(
+            "price: must be a finite number >= 0"
+        )
 
     @pytest.mark.parametrize("field", ["event_id", "user_id", "type", "ts"])
     def test_required(self, cart_bytes, missing, field):

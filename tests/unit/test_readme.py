@@ -13,7 +13,10 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 def test_every_setting_with_its_default_is_documented():
     for name, field in Settings.model_fields.items():
-        row = next((line for line in README.splitlines() if line.startswith(f"| `VIGIL_{name.upper()}`")), None)
+        row = next(
+            (line for line in README.splitlines() if line.startswith(f"| `VIGIL_{name.upper()}`")),
+            None,
+        )
         assert row is not None, f"VIGIL_{name.upper()} missing from the README"
         default = field.default.as_posix() if hasattr(field.default, "as_posix") else field.default
         assert f"`{'(unset)' if default is None else default}`" in row, row

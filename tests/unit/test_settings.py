@@ -11,8 +11,17 @@ from app.settings import Settings, load_settings
 
 def test_defaults_are_the_contract(monkeypatch):
     s = load_settings()
-    assert (s.velocity_count, s.velocity_window_s, s.card_testing_max_amount, s.large_amount) == (6, 60, 2.0, 10000)
-    assert (s.cart_timeout_s, s.cart_lateness_s, s.processing_guarantee) == (1800, 10, "exactly_once")
+    assert (s.velocity_count, s.velocity_window_s, s.card_testing_max_amount, s.large_amount) == (
+        6,
+        60,
+        2.0,
+        10000,
+    )
+    assert (s.cart_timeout_s, s.cart_lateness_s, s.processing_guarantee) == (
+        1800,
+        10,
+        "exactly_once",
+    )
     assert s.topic_dead_letters == "vigil-dead-letters"
 
 
@@ -67,7 +76,13 @@ def test_secret_is_not_printed():
 
 def test_cli_bad_setting_exits_2_with_one_line(tmp_path):
     env = {"VIGIL_WEB_PORT": "http", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-m", "app.cli", "check"], env=env, capture_output=True, text=True, cwd=tmp_path.parent if False else None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path.parent if False else None,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "VIGIL_WEB_PORT" in lines[0]

@@ -1,4 +1,4 @@
-"""Factories for the cart tests: typed `CartEvent`s with sensible defaults, and small configs.
+"""Factories for the cart tests: typed `CartEvent`s with sensible defaults, and the default config.
 
 Times in tests are written as offsets from T0 (2026-11-22T10:00:00Z, see `timeline`) so a test
 reads as a timeline: `make_event("add_to_cart", 1 * MIN)`.
@@ -15,9 +15,8 @@ import pytest
 from app.cart.config import CartConfig
 from app.events import CartEvent
 from app.timeutil import format_ts
+from tests.unit.cart.steps import MakeEvent
 from tests.unit.cart.timeline import T0
-
-MakeEvent = Callable[..., CartEvent]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from app.cart.state import CartState
 from app.cart.store import DictCartStore
 from app.events import CartEvent
 from app.timeutil import parse_ts
-from tests.unit.cart.conftest import MakeEvent
+from tests.unit.cart.steps import MakeEvent
 from tests.unit.cart.timeline import HOUR, MIN, SEC, T0
 
 TIMEOUT = 30 * MIN
@@ -230,3 +230,11 @@ def test_wall_clock_fires_quiet_streams_and_stamps_detection(
     outputs = engine.tick()
     assert [o.kind for o in outputs] == ["cart_abandoned"]
     assert outputs[0].value["detected_ts"] == iso(TIMEOUT + LATE + 250)
+
+
+def test_deadline_counts_from_a_view_seen_just_before_a_late_add(make_event: MakeEvent) -> None:
+    # the view leaves an empty cart whose ts is ahead of the clock: it is kept, so the late add
+    # (within the lateness) gets the deadline of the latest ts seen, not its own
+    engine = CartEngine()
+    feed(engine, [make_event("view", 10 * SEC), make_event("add_to_cart", 5 * SEC)])
+    assert engine.timers.get("u-1") == T0 + 10 * SEC + TIMEOUT

@@ -105,7 +105,9 @@ class Reference:
     def _abandon(self, user: str) -> None:
         cart = self.carts[user]
         snap = {
-            "items": [{"product_id": p, "quantity": q, "price": pr} for p, (q, pr) in cart.items.items()],
+            "items": [
+                {"product_id": p, "quantity": q, "price": pr} for p, (q, pr) in cart.items.items()
+            ],
             "value": _value(cart.items),
             "currency": cart.currency,
             "last": cart.last,
@@ -136,7 +138,13 @@ def _value(items: dict[str, list[Any]]) -> float:
 KINDS = ("add_to_cart",) * 4 + ("remove_from_cart",) * 2 + ("view", "begin_checkout", "purchase")
 # Gaps that land exactly on the boundaries: at the deadline, at deadline + lateness, one ms short
 # of the deadline, at the end of the recovery window.
-EDGES = (0, CFG.timeout_ms, CFG.timeout_ms + CFG.lateness_ms, CFG.timeout_ms - 1, CFG.recovery_window_ms)
+EDGES = (
+    0,
+    CFG.timeout_ms,
+    CFG.timeout_ms + CFG.lateness_ms,
+    CFG.timeout_ms - 1,
+    CFG.recovery_window_ms,
+)
 
 
 def streams(max_late: int | None) -> st.SearchStrategy[list[CartEvent]]:
@@ -200,7 +208,7 @@ def _check_timers_match_states(engine: CartEngine) -> None:
 
 
 def _rows(outputs: list[CartOutput]) -> list[Row]:
-    rows = []
+    rows: list[Row] = []
     for o in outputs:
         value = dict(o.value)
         value.pop("event_id")

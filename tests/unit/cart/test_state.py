@@ -8,7 +8,7 @@ import pytest
 from app.cart.config import CartConfig
 from app.cart.machine import apply, fire
 from app.cart.state import Abandonment, CartState, CartStateError, Item, cart_value
-from tests.unit.cart.conftest import MakeEvent
+from tests.unit.cart.steps import MakeEvent
 from tests.unit.cart.timeline import HOUR, MIN, T0
 
 TIMEOUT = 30 * MIN
@@ -55,7 +55,14 @@ def test_stored_form_is_compact_and_versioned() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"not json", b"{}", b"[]", b"[2]", b'[1, [], null]', b'[1, "x", null, null, 0, null, 0, null, null]'],
+    [
+        b"not json",
+        b"{}",
+        b"[]",
+        b"[2]",
+        b"[1, [], null]",
+        b'[1, "x", null, null, 0, null, 0, null, null]',
+    ],
 )
 def test_unreadable_bytes_raise_cart_state_error(data: bytes) -> None:
     with pytest.raises(CartStateError):

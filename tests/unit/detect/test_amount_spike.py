@@ -8,7 +8,7 @@ from app.detect.amount_spike import check_amount_spike
 from app.detect.config import FraudConfig
 from app.detect.state import CardState
 from app.events import Transaction
-from tests.unit.detect.helpers import S, T0, state_of
+from tests.unit.detect.helpers import T0, S, state_of
 
 MakeTxn = Callable[..., Transaction]
 

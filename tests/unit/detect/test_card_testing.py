@@ -7,7 +7,7 @@ import pytest
 from app.detect.card_testing import check_card_testing
 from app.detect.config import FraudConfig
 from app.events import Transaction
-from tests.unit.detect.helpers import MIN, S, T0, state_of
+from tests.unit.detect.helpers import MIN, T0, S, state_of
 
 MakeTxn = Callable[..., Transaction]
 

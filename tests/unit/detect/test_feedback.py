@@ -119,7 +119,7 @@ def test_in_memory_places_forgets_empty_places(config: FraudConfig) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"", b"{}", b"[]", b"[2, 1, 2]", b"[1, [], []", b"[1, [\"a\"], []]", b"[1, []]"]
+    "raw", [b"", b"{}", b"[]", b"[2, 1, 2]", b"[1, [], []", b'[1, ["a"], []]', b"[1, []]"]
 )
 def test_bad_place_bytes_are_refused(raw: bytes) -> None:
     with pytest.raises((StateFormatError, ValueError)):
@@ -129,3 +129,12 @@ def test_bad_place_bytes_are_refused(raw: bytes) -> None:
 def test_unknown_record_version_is_refused() -> None:
     with pytest.raises(StateFormatError, match="version 9"):
         FeedbackRecord.from_bytes(b'[9, "fraud", 1, null]')
+
+
+def test_relabel_too_old_to_keep_removes_the_old_entry(config: FraudConfig) -> None:
+    keep = 2 * config.terminal_window_ms
+    state = PlaceState()
+    state.apply(PlaceDelta("p", "a", T0), config)
+    state.apply(PlaceDelta("p", "b", T0), config)
+    state.apply(PlaceDelta("p", "b", T0 - keep - 1), config)  # its last label is now too old
+    assert list(state.fraud_times()) == [T0]

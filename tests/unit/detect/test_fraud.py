@@ -7,7 +7,7 @@ from app.detect.feedback import InMemoryFeedback, InMemoryPlaces
 from app.detect.fraud import FraudDetector
 from app.detect.state import CardState
 from app.events import Feedback, Transaction
-from tests.unit.detect.helpers import DAY, HOUR, KM_PER_DEG_EQUATOR, MIN, S, T0, fired, run
+from tests.unit.detect.helpers import DAY, HOUR, KM_PER_DEG_EQUATOR, T0, S, fired, run
 
 MakeTxn = Callable[..., Transaction]
 
@@ -26,7 +26,11 @@ def test_duplicate_within_24_h_is_ignored(
     first = make_txn(txn_id="dup", amount=20_000.0, ts=T0)
     state = detector.process(first, None, places, T0).state
     before = state.to_bytes()
-    for again in (first, make_txn(txn_id="dup", ts=T0 + DAY - 1), make_txn(txn_id="dup", ts=T0 - DAY + 1)):
+    for again in (
+        first,
+        make_txn(txn_id="dup", ts=T0 + DAY - 1),
+        make_txn(txn_id="dup", ts=T0 - DAY + 1),
+    ):
         det = detector.process(again, state, places, T0)
         assert det.outcome == "duplicate"
         assert det.state is state
@@ -94,7 +98,9 @@ def test_all_rules_in_fixed_order_and_one_alert(
     # A tiny amount would not be a spike and 10000 is not card testing: use a permissive config
     # to see all six fire on one transaction.
     wide = FraudConfig(card_testing_max_amount=20_000.0)
-    big = make_txn(amount=10_000.0, ts=T0, lat=0.0, lon=2000 / KM_PER_DEG_EQUATOR, terminal_id="pos-3")
+    big = make_txn(
+        amount=10_000.0, ts=T0, lat=0.0, lon=2000 / KM_PER_DEG_EQUATOR, terminal_id="pos-3"
+    )
     dets = run(FraudDetector(wide), [*history, big], fb.places)
     last = dets[-1]
     assert fired(last) == list(RULES)
@@ -125,7 +131,10 @@ def test_impossible_travel_end_to_end(make_txn: MakeTxn, detector: FraudDetector
     assert fired(dets[1]) == ["impossible_travel"]
     assert dets[1].alert is not None
     reason = dets[1].alert["rules"][0]["reason"]
-    assert reason == "5837 km from the previous transaction in 2.00 h (2919 km/h, alert above 1000 km/h)"
+    assert (
+        reason
+        == "5837 km from the previous transaction in 2.00 h (2919 km/h, alert above 1000 km/h)"
+    )
 
 
 def test_detected_ts_is_the_given_clock(make_txn: MakeTxn, places: InMemoryPlaces) -> None:

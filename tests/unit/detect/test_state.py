@@ -10,7 +10,7 @@ from app.detect.feedback import InMemoryPlaces
 from app.detect.fraud import FraudDetector
 from app.detect.state import CardState
 from app.events import Transaction
-from tests.unit.detect.helpers import DAY, HOUR, MIN, S, T0, state_of
+from tests.unit.detect.helpers import DAY, HOUR, MIN, T0, S, state_of
 
 MakeTxn = Callable[..., Transaction]
 
@@ -22,9 +22,7 @@ def test_empty_round_trip() -> None:
 
 
 def test_round_trip_keeps_everything(make_txn: MakeTxn) -> None:
-    txns = [
-        make_txn(amount=1.1 * i, ts=T0 + i * S, lat=1.5, lon=-2.25) for i in range(1, 20)
-    ]
+    txns = [make_txn(amount=1.1 * i, ts=T0 + i * S, lat=1.5, lon=-2.25) for i in range(1, 20)]
     # an id counted again more than 24 h later: the id log holds it twice
     txns.append(make_txn(txn_id="t-3", amount=0.1, ts=T0 + DAY + 10 * S, lat=1.5, lon=-2.25))
     state = state_of(txns)
@@ -136,4 +134,44 @@ def test_stddev_of_empty_and_single(make_txn: MakeTxn) -> None:
 
 def test_repr_is_short(make_txn: MakeTxn) -> None:
     assert "count=1" in repr(state_of([make_txn()]))
-    assert HOUR > 0
+
+
+def test_trim_keeps_exactly_what_a_late_arrival_can_reach(make_txn: MakeTxn) -> None:
+    config = FraudConfig(
+        card_testing_window_ms=2_000, velocity_window_ms=1_000, max_disorder_ms=1_000
+    )
+    reach = config.card_testing_window_ms
+    edge = T0 + 1
+    older = make_txn(amount=1.0, ts=edge - 500)
+    kept = state_of([older, make_txn(amount=1.0, ts=edge), make_txn(ts=edge + 2_999)], config)
+    assert kept.entry_count == 2
+    late = edge + 2_999 - config.max_disorder_ms  # the latest arrival still counted exactly
+    assert kept.count_small_in(late - reach, late, 2.0) == 1
+    trimmed = state_of([make_txn(amount=1.0, ts=edge), make_txn(ts=edge + 3_000)], config)
+    assert trimmed.entry_count == 1
+    late = edge + 3_000 - config.max_disorder_ms
+    assert trimmed.count_small_in(late - reach, late, 2.0) == 0  # it could not have reached it
+
+
+def test_ids_kept_exactly_while_a_late_duplicate_can_arrive(
+    make_txn: MakeTxn, config: FraudConfig
+) -> None:
+    keep = config.id_retention_ms
+    kept = state_of([make_txn(txn_id="a", ts=T0), make_txn(ts=T0 + keep - 1)])
+    late = T0 + keep - 1 - config.max_disorder_ms
+    assert kept.is_duplicate("a", late, config.duplicate_window_ms)
+    dropped = state_of([make_txn(txn_id="a", ts=T0), make_txn(ts=T0 + keep)])
+    assert dropped.id_count == 1
+
+
+def test_duplicate_checks_every_remembered_sighting(make_txn: MakeTxn) -> None:
+    # Beyond the disorder bound an id can be counted twice, far apart in event time; a third
+    # arrival within 24 h of the first sighting (not the latest) is still a duplicate.
+    config = FraudConfig(max_disorder_ms=3 * DAY)
+    state = state_of([make_txn(txn_id="a", ts=T0 + 2 * DAY), make_txn(txn_id="a", ts=T0)], config)
+    assert state.id_count == 2
+    assert state.is_duplicate("a", T0 + 2 * DAY + HOUR, DAY)
+    assert state.is_duplicate("a", T0 + HOUR, DAY)
+    assert not state.is_duplicate("a", T0 + DAY, DAY)
+    again = CardState.from_bytes(state.to_bytes())
+    assert again.is_duplicate("a", T0 + 2 * DAY + HOUR, DAY)

@@ -67,7 +67,9 @@ def test_same_txn_labelled_twice_counts_once(
     assert check(make_txn(terminal_id="pos-3", ts=T0), fb, config) is None
 
 
-def test_flip_to_legit_removes(make_txn: MakeTxn, config: FraudConfig, fb: InMemoryFeedback) -> None:
+def test_flip_to_legit_removes(
+    make_txn: MakeTxn, config: FraudConfig, fb: InMemoryFeedback
+) -> None:
     label(fb, "x1", T0 - DAY)
     label(fb, "x2", T0 - DAY)
     txn = make_txn(terminal_id="pos-3", ts=T0)
@@ -87,7 +89,9 @@ def test_relabel_to_another_terminal_moves(
     assert check(make_txn(terminal_id="pos-9", ts=T0), fb, config) is not None
 
 
-def test_merchant_when_no_terminal(make_txn: MakeTxn, config: FraudConfig, fb: InMemoryFeedback) -> None:
+def test_merchant_when_no_terminal(
+    make_txn: MakeTxn, config: FraudConfig, fb: InMemoryFeedback
+) -> None:
     label(fb, "x1", T0 - DAY, terminal_id=None, merchant_id="m-77")
     label(fb, "x2", T0 - DAY, terminal_id=None, merchant_id="m-77")
     hit = check_compromised_terminal(

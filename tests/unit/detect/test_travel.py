@@ -8,7 +8,7 @@ from app.detect.config import FraudConfig
 from app.detect.state import CardState
 from app.detect.travel import check_impossible_travel, haversine_km, travel_fires
 from app.events import Transaction
-from tests.unit.detect.helpers import HOUR, KM_PER_DEG_EQUATOR, S, T0, state_of
+from tests.unit.detect.helpers import HOUR, KM_PER_DEG_EQUATOR, T0, S, state_of
 
 MakeTxn = Callable[..., Transaction]
 

@@ -6,7 +6,7 @@ from app.detect.config import FraudConfig
 from app.detect.state import CardState
 from app.detect.velocity import check_velocity
 from app.events import Transaction
-from tests.unit.detect.helpers import MIN, S, T0, state_of
+from tests.unit.detect.helpers import MIN, T0, S, state_of
 
 MakeTxn = Callable[..., Transaction]
 

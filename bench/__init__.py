@@ -1,0 +1,1 @@
+"""Vigil's benchmark: `python -m bench` (see bench/README.md)."""
