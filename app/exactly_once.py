@@ -24,12 +24,16 @@ commits. A commit therefore always covers whole events, outputs and state togeth
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
 from faust.streams import current_event
+
+log = logging.getLogger(__name__)
 
 
 class CommitGate:
@@ -76,25 +80,86 @@ class CommitGate:
                 self._changed.notify_all()
 
     def install(self, app: faust.App) -> None:
-        """Wrap the consumer's commit so it runs inside the gate, and bind sends (idempotent)."""
+        """Run the consumer's commits inside the gate, and bind sends (idempotent).
+
+        The gate wraps `force_commit`, which computes the offsets to commit from the events
+        acknowledged so far and then commits them: computing them inside the gate is what makes
+        them cover every output already sent. (Wrapping only the final commit call would commit
+        offsets computed before the in-flight events finished, with those events' outputs.)
+        """
         consumer: Any = app.consumer
         if app.in_transaction:
             bind_sends_to_event_transaction(app)
-        target: Any = consumer.transactions if app.in_transaction else consumer
-        name = "commit" if app.in_transaction else "_commit"
-        original: Callable[..., Awaitable[bool]] = getattr(target, name)
+            seek_to_stable_offsets(app)
+        original: Callable[..., Awaitable[bool]] = consumer.force_commit
         if getattr(original, "__vigil_gate__", False):
             return
         buffer = app.producer.buffer
         gate = self
 
-        async def gated_commit(offsets: Mapping[Any, int], *args: Any, **kwargs: Any) -> bool:
+        async def gated_commit(*args: Any, **kwargs: Any) -> bool:
             async with gate.commit():
                 await buffer.flush()  # table changelog writes join this transaction
-                return await original(offsets, *args, **kwargs)
+                if os.environ.get("DEBUG_VIGIL_COMMITS"):
+                    _log_commit_state(consumer)
+                return await original(*args, **kwargs)
 
         gated_commit.__vigil_gate__ = True  # type: ignore[attr-defined]
-        setattr(target, name, gated_commit)
+        consumer.force_commit = gated_commit
+
+
+def seek_to_stable_offsets(app: faust.App, settle_s: float = 0.5, max_rounds: int = 40) -> None:
+    """Start each partition from its committed offset once that offset has stopped moving.
+
+    A worker killed while committing leaves its last offsets pending in the group coordinator
+    until the transaction's markers are written. aiokafka's OffsetFetch cannot ask for stable
+    offsets (KIP-447's require_stable), so the new worker may read the previous, stale offset,
+    while its fetcher later starts from the fresh one: Faust then waits forever for the offsets
+    in between to be acknowledged and stops committing that partition. Re-reading the committed
+    offsets until two reads `settle_s` apart agree, and seeking again when they moved, keeps
+    Faust's idea of the committed offset and the fetch position the same.
+    """
+    consumer: Any = app.consumer
+    original: Callable[[], Awaitable[None]] = consumer.perform_seek
+    if getattr(original, "__vigil_stable__", False):
+        return
+
+    async def perform_seek() -> None:
+        await original()
+        previous = dict(await consumer.seek_to_committed())
+        for _ in range(max_rounds):
+            await asyncio.sleep(settle_s)
+            current = dict(await consumer.seek_to_committed())
+            if current == previous:
+                break
+            log.warning(
+                "committed offsets moved after the seek; seeking again: %s",
+                {
+                    str(tp): (previous.get(tp), off)
+                    for tp, off in current.items()
+                    if previous.get(tp) != off
+                },
+            )
+            previous = current
+        await original()
+
+    perform_seek.__vigil_stable__ = True  # type: ignore[attr-defined]
+    consumer.perform_seek = perform_seek
+
+
+def _log_commit_state(consumer: Any) -> None:
+    """Diagnostics (DEBUG_VIGIL_COMMITS=1): acked offsets and committed offsets per partition."""
+    state = {
+        f"{tp.topic}/{tp.partition}": (
+            min(acked) if acked else None,
+            max(acked) if acked else None,
+            len(acked),
+            consumer._committed_offset.get(tp),
+        )
+        for tp, acked in consumer._acked.items()
+        if acked or consumer._committed_offset.get(tp) is not None
+    }
+    log.warning("commit: acked (min, max, n, committed) %s", state)
 
 
 def bind_sends_to_event_transaction(app: faust.App) -> None:

@@ -25,3 +25,9 @@ observe.install(app, metrics, settings.topic_cart_events, frozenset(INPUT_TOPICS
 
 #: Agents process each event inside `gate.event()`; commits wait for whole events.
 gate = CommitGate()
+
+
+@app.on_worker_init.connect  # type: ignore[arg-type]
+def _install_gate(sender: object, **kwargs: object) -> None:
+    """Before the consumer joins its group: the first assignment's seek must be stable too."""
+    gate.install(app)
