@@ -124,16 +124,27 @@ def seek_to_stable_offsets(app: faust.App, settle_s: float = 0.5, max_rounds: in
     if getattr(original, "__vigil_stable__", False):
         return
 
+    thread: Any = consumer._thread
+
+    def _fetch() -> Awaitable[Any]:  # runs on the consumer thread's loop
+        client = thread._ensure_consumer()
+        return client._coordinator.fetch_committed_offsets(set(client.assignment()))
+
+    async def read_committed() -> dict[Any, int]:
+        offsets = await thread.call_thread(_fetch)
+        return {tp: meta.offset for tp, meta in offsets.items()}
+
     async def perform_seek() -> None:
-        await original()
-        previous = dict(await consumer.seek_to_committed())
+        # Read (never seek) until stable, then let Faust seek once: a second seek after
+        # messages were delivered would deliver them twice.
+        previous = await read_committed()
         for _ in range(max_rounds):
             await asyncio.sleep(settle_s)
-            current = dict(await consumer.seek_to_committed())
+            current = await read_committed()
             if current == previous:
                 break
             log.warning(
-                "committed offsets moved after the seek; seeking again: %s",
+                "committed offsets still moving, waiting: %s",
                 {
                     str(tp): (previous.get(tp), off)
                     for tp, off in current.items()

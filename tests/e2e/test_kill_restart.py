@@ -105,5 +105,6 @@ def test_sigkill_twice_mid_stream_loses_and_duplicates_nothing(deployment, tmp_p
     assert sorted((without_detected(v) for _, v in live), key=lambda a: a["txn_id"]) == sorted(
         (without_detected(a) for a in expected), key=lambda a: a["txn_id"]
     )
+    sources = [(v["partition"], v["offset"]) for _, v in dead]
+    assert len(set(sources)) == len(sources), f"dead letters repeated: {sorted(sources)}"
     assert len(dead) == len(expected_dead)
-    assert len({(v["partition"], v["offset"]) for _, v in dead}) == len(dead)
