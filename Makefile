@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Everything else is a helper.
-.PHONY: bootstrap test test-unit lint run demo bench kafka-start kafka-stop
+.PHONY: bootstrap test test-unit lint run demo bench chaos kafka-start kafka-stop
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -19,6 +19,12 @@ lint: bootstrap
 # A local broker (unless VIGIL_BROKER answers), a worker and generated traffic, alerts shown live.
 run demo: bootstrap
 	.venv/bin/vigil demo
+
+# Exactly-once under repeated SIGKILLs: two kills per run, CHAOS_ROUNDS runs (default 5).
+chaos: bootstrap
+	for i in $$(seq $${CHAOS_ROUNDS:-5}); do \
+		CHAOS_KILL_AT=0.25,0.6 .venv/bin/python -m pytest -x -q tests/e2e/test_kill_restart.py || exit 1; \
+	done
 
 bench: bootstrap
 	.venv/bin/python -m bench

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Sequence
 
 from app.exceptions import BrokerUnavailable, ConfigError
@@ -42,12 +43,21 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from faust.worker import Worker
 
-    from app.store_guard import mark_clean, prepare_store
+    from app.store_guard import (
+        last_write,
+        mark_clean,
+        prepare_store,
+        remembered_transactional_ids,
+    )
 
+    previous_ids = remembered_transactional_ids(settings.store_dir)
+    died_recently = time.time() - last_write(settings.store_dir) < settings.session_timeout_s
     if prepare_store(settings.store_dir):
-        print(
-            "vigil: unclean shutdown before: local tables rebuilt from changelogs", file=sys.stderr
-        )
+        print("vigil: unclean stop before: tables rebuilt from changelogs", file=sys.stderr)
+        if settings.processing_guarantee == "exactly_once" and died_recently:
+            from app.exactly_once import fence_previous_transactions
+
+            asyncio.run(fence_previous_transactions(settings.bootstrap_servers, previous_ids))
 
     from app.main import app
 

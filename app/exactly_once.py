@@ -208,3 +208,26 @@ def bind_sends_to_event_transaction(app: faust.App) -> None:
 
     send.__vigil_bound__ = True  # type: ignore[attr-defined]
     manager.send = send
+
+
+async def fence_previous_transactions(bootstrap_servers: str, transactional_ids: list[str]) -> None:
+    """Resolve the open transactions a killed predecessor left, before consuming anything.
+
+    A worker killed mid-commit leaves its Kafka transactions open (or committing) until a
+    producer with the same transactional id starts, and until then the group's committed
+    offsets are not stable: a new consumer can start from an offset that is then rolled back
+    or moved, and skip or repeat events. Starting (and stopping) a producer for each id the
+    dead worker held aborts or completes those transactions first. The caller does this only
+    when the predecessor died less than a session timeout ago, so no other worker can have
+    taken those ids over yet (fencing a live worker would crash it).
+    """
+    from aiokafka import AIOKafkaProducer
+
+    for transactional_id in transactional_ids:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers, transactional_id=transactional_id
+        )
+        await producer.start()  # InitProducerId: aborts or completes the old transaction
+        await producer.stop()
+    if transactional_ids:
+        log.warning("resolved %d transactions of the previous run", len(transactional_ids))

@@ -66,7 +66,10 @@ class LabelFollower:
         topic: str,
         config: FraudConfig,
         metrics: VigilMetrics | None = None,
+        partitions: int = 1,
     ) -> None:
+        self.partitions = partitions
+        self.config = config
         self.metrics = metrics
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
@@ -90,7 +93,21 @@ class LabelFollower:
         self.applied += 1
 
     async def run(self) -> None:
-        """Consume forever; call as a background task of the worker."""
+        """Follow the topic forever (a background task of the worker); restart on errors.
+
+        Until `caught_up` is set the fraud agent holds its transactions, so a failure here must
+        never end the task silently: it is logged and the follower starts over.
+        """
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("fraud-label follower failed; restarting in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=None,
@@ -100,12 +117,15 @@ class LabelFollower:
         )
         await consumer.start()
         try:
-            partitions = await self._partitions(consumer)
-            tps = [TopicPartition(self.topic, p) for p in partitions]
+            # Vigil creates the labels topic with VIGIL_PARTITIONS partitions; taking the count
+            # from there avoids asking metadata for a topic this consumer is not assigned yet.
+            tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             end = await consumer.end_offsets(tps)
             pending = {tp for tp in tps if end[tp] > 0}
+            self.feedback = InMemoryFeedback(self.config)  # a restart re-reads everything
+            self.applied = 0
             if not pending:
                 self.caught_up.set()
             while True:
@@ -124,12 +144,3 @@ class LabelFollower:
                         self.caught_up.set()
         finally:
             await consumer.stop()
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[int]:
-        for _ in range(120):
-            partitions = consumer.partitions_for_topic(self.topic)
-            if partitions:
-                return sorted(partitions)
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.5)
-        raise RuntimeError(f"topic {self.topic!r} not found")

@@ -21,7 +21,9 @@ metrics = VigilMetrics(
     input_topics=INPUT_TOPICS, tables=("cards", "carts", "cart-clocks", "fraud-labels")
 )
 
-observe.install(app, metrics, settings.topic_cart_events, frozenset(INPUT_TOPICS))
+observe.install(
+    app, metrics, settings.topic_cart_events, frozenset(INPUT_TOPICS), settings.store_dir
+)
 
 #: Agents process each event inside `gate.event()`; commits wait for whole events.
 gate = CommitGate()

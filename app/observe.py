@@ -7,12 +7,14 @@ a timer, not per event; counters on the hot path live in the agents (`VigilMetri
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 
 from app.metrics import VigilMetrics
+from app.store_guard import remember_transactional_ids
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,11 @@ def is_ready(app: faust.App) -> bool:
 
 
 def install(
-    app: faust.App, metrics: VigilMetrics, cart_topic: str, input_topics: frozenset[str]
+    app: faust.App,
+    metrics: VigilMetrics,
+    cart_topic: str,
+    input_topics: frozenset[str],
+    store_dir: Path | None = None,
 ) -> None:
     """Register the web views, the gauge timer and the rebalance counters on `app`."""
 
@@ -61,6 +67,10 @@ def install(
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def _assigned(sender: Any, **kwargs: Any) -> None:
+        if app.in_transaction and store_dir is not None:
+            consumer: Any = app.consumer
+            ids = consumer.transactions._tps_to_transactional_ids(consumer.assignment())
+            remember_transactional_ids(store_dir, list(ids))
         metrics.set_assignment(
             ((tp.topic, tp.partition) for tp in app.consumer.assignment()),
             clock_topic=cart_topic,

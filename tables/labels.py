@@ -11,6 +11,7 @@ labels = LabelFollower(
     internal_topic(settings, FRAUD_LABELS_TOPIC_SUFFIX),
     settings.fraud_config(),
     metrics,
+    partitions=settings.partitions,
 )
 
 
