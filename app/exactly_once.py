@@ -88,9 +88,13 @@ class CommitGate:
         offsets computed before the in-flight events finished, with those events' outputs.)
         """
         consumer: Any = app.consumer
-        if app.in_transaction:
-            bind_sends_to_event_transaction(app)
-            seek_to_stable_offsets(app)
+        if not app.in_transaction:
+            # at_least_once: Faust flushes the producer before committing offsets of acked
+            # (finished) events, which is all that guarantee needs; the gate would only stall
+            # processing while the flush waits for the broker.
+            return
+        bind_sends_to_event_transaction(app)
+        seek_to_stable_offsets(app)
         original: Callable[..., Awaitable[bool]] = consumer.force_commit
         if getattr(original, "__vigil_gate__", False):
             return
