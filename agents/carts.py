@@ -18,13 +18,13 @@ from typing import Any
 
 from faust.types import TP, EventT, StreamT
 
-from agents.outputs import internal_error, reject, send_json
+from agents.outputs import internal_error, process_each, reject, send_json
 from app.cart.engine import CartEngine
 from app.cart.machine import CartOutput
 from app.cart.state import CartState, CartStateError
 from app.faust_app import TICKS_TOPIC_SUFFIX, internal_topic
 from app.intake import CART_EVENTS, Rejected
-from app.main import app, gate, metrics, settings, topics
+from app.main import app, metrics, settings, topics
 from app.timeutil import now_ms, parse_ts
 from tables.carts import cart_clocks, carts
 
@@ -120,10 +120,7 @@ def _latency_s(detected: str, event: str) -> float:
 @app.agent(topics.cart_input, name="vigil-carts")
 async def track_carts(stream: StreamT) -> None:
     """Apply each cart event to its user's cart; fire due deadlines on events and ticks."""
-    gate.install(app)
-    async for event in stream.events():
-        async with gate.event():
-            await _handle(event)
+    await process_each(stream, _handle)
 
 
 async def _handle(event: EventT) -> None:

@@ -6,10 +6,10 @@ from time import perf_counter
 
 from faust.types import EventT, StreamT
 
-from agents.outputs import reject
+from agents.outputs import process_each, reject
 from app.intake import FEEDBACK, Rejected
 from app.labels import label_value
-from app.main import app, gate, metrics, settings, topics
+from app.main import app, metrics, settings, topics
 
 TOPIC = settings.topic_feedback
 
@@ -17,10 +17,7 @@ TOPIC = settings.topic_feedback
 @app.agent(topics.feedback, name="vigil-feedback")
 async def relay_feedback(stream: StreamT) -> None:
     """Write each valid label to the compacted labels topic, in this record's transaction."""
-    gate.install(app)
-    async for event in stream.events():
-        async with gate.event():
-            await _handle(event)
+    await process_each(stream, _handle)
 
 
 async def _handle(event: EventT) -> None:

@@ -6,11 +6,11 @@ from time import perf_counter
 
 from faust.types import EventT, StreamT
 
-from agents.outputs import internal_error, reject, send_json
+from agents.outputs import internal_error, process_each, reject, send_json
 from app.detect.fraud import FraudDetector
 from app.detect.state import CardState
 from app.intake import TRANSACTIONS, Rejected
-from app.main import app, gate, metrics, settings, topics
+from app.main import app, metrics, settings, topics
 from app.timeutil import now_ms
 from tables.cards import cards
 from tables.labels import labels
@@ -24,10 +24,7 @@ async def detect_fraud(stream: StreamT) -> None:
     """One alert at most per transaction; duplicates change nothing."""
     # A restarted worker must not judge transactions before it holds every committed label.
     await labels.caught_up.wait()
-    gate.install(app)
-    async for event in stream.events():
-        async with gate.event():
-            await _handle(event)
+    await process_each(stream, _handle)
 
 
 async def _handle(event: EventT) -> None:

@@ -9,14 +9,15 @@ partition being processed (Faust's exactly-once producers are per owned partitio
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from faust.types import Message, TopicT
+from faust.types import EventT, Message, StreamT, TopicT
 
 from app.deadletters import dead_letter
 from app.intake import Rejected
-from app.main import metrics, topics
+from app.main import gate, metrics, topics
 from app.timeutil import now_ms
 
 log = logging.getLogger(__name__)
@@ -53,3 +54,14 @@ def internal_error(exc: BaseException) -> Rejected:
     """
     log.exception("processing failed; record sent to dead letters")
     return Rejected(f"internal error: {type(exc).__name__}: {exc}", "internal")
+
+
+async def process_each(stream: StreamT, handle: Callable[[EventT], Awaitable[None]]) -> None:
+    """Run `handle` on every event of `stream`, each one whole inside the commit gate.
+
+    With exactly_once a commit never falls between an event's outputs and its ack
+    (see `app.exactly_once`).
+    """
+    async for event in stream.events():
+        async with gate.event():
+            await handle(event)

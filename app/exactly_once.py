@@ -30,7 +30,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import faust
 from faust.streams import current_event
 
 log = logging.getLogger(__name__)
@@ -79,91 +78,80 @@ class CommitGate:
                 self._committing = False
                 self._changed.notify_all()
 
-    def install(self, app: faust.App) -> None:
-        """Run the consumer's commits inside the gate, and bind sends (idempotent).
+    def install(self) -> None:
+        """Patch Faust's consumer and transaction manager classes (idempotent).
 
-        The gate wraps `force_commit`, which computes the offsets to commit from the events
-        acknowledged so far and then commits them: computing them inside the gate is what makes
-        them cover every output already sent. (Wrapping only the final commit call would commit
-        offsets computed before the in-flight events finished, with those events' outputs.)
+        Class-level, decided at call time: touching `app.consumer` before the worker runs would
+        create the consumer while `app.in_transaction` still reads False, and Faust caches that
+        (the whole worker would then run without transactions). Under at_least_once every
+        patch calls straight through: Faust flushes the producer before committing offsets of
+        finished events, which is all that guarantee needs.
         """
-        consumer: Any = app.consumer
-        if not app.in_transaction:
-            # at_least_once: Faust flushes the producer before committing offsets of acked
-            # (finished) events, which is all that guarantee needs; the gate would only stall
-            # processing while the flush waits for the broker.
-            return
-        bind_sends_to_event_transaction(app)
-        seek_to_stable_offsets(app)
-        original: Callable[..., Awaitable[bool]] = consumer.force_commit
-        if getattr(original, "__vigil_gate__", False):
-            return
-        buffer = app.producer.buffer
-        gate = self
+        from faust.transport.consumer import Consumer, TransactionManager
 
-        async def gated_commit(*args: Any, **kwargs: Any) -> bool:
+        if getattr(Consumer.force_commit, "__vigil__", False):
+            return
+        gate = self
+        force_commit = Consumer.force_commit
+        perform_seek = Consumer.perform_seek
+        send = TransactionManager.send
+
+        async def gated_force_commit(consumer: Any, *args: Any, **kwargs: Any) -> bool:
+            # The offsets are computed inside the gate, from events that are whole: they cover
+            # every output already sent (wrapping only the final commit call would not).
+            if not consumer.app.in_transaction:
+                return bool(await force_commit(consumer, *args, **kwargs))
             async with gate.commit():
-                await buffer.flush()  # table changelog writes join this transaction
+                await consumer.app.producer.buffer.flush()  # changelog writes join it
                 if os.environ.get("DEBUG_VIGIL_COMMITS"):
                     _log_commit_state(consumer)
-                return await original(*args, **kwargs)
+                return bool(await force_commit(consumer, *args, **kwargs))
 
-        gated_commit.__vigil_gate__ = True  # type: ignore[attr-defined]
-        consumer.force_commit = gated_commit
+        async def stable_perform_seek(consumer: Any) -> None:
+            if consumer.app.in_transaction:
+                await wait_for_stable_offsets(consumer)
+            await perform_seek(consumer)
+
+        async def event_bound_send(manager: Any, *args: Any, **kwargs: Any) -> Any:
+            return await send_in_event_transaction(manager, send, *args, **kwargs)
+
+        for fn in (gated_force_commit, stable_perform_seek, event_bound_send):
+            fn.__vigil__ = True  # type: ignore[attr-defined,union-attr]
+        Consumer.force_commit = gated_force_commit  # type: ignore[method-assign,assignment]
+        Consumer.perform_seek = stable_perform_seek  # type: ignore[method-assign,assignment]
+        TransactionManager.send = event_bound_send  # type: ignore[method-assign,assignment]
 
 
-def seek_to_stable_offsets(app: faust.App, settle_s: float = 0.5, max_rounds: int = 40) -> None:
-    """Start each partition from its committed offset once that offset has stopped moving.
+async def wait_for_stable_offsets(consumer: Any, settle_s: float = 0.5, rounds: int = 40) -> None:
+    """Return once the committed offsets of the assigned partitions have stopped moving.
 
     A worker killed while committing leaves its last offsets pending in the group coordinator
-    until the transaction's markers are written. aiokafka's OffsetFetch cannot ask for stable
-    offsets (KIP-447's require_stable), so the new worker may read the previous, stale offset,
-    while its fetcher later starts from the fresh one: Faust then waits forever for the offsets
-    in between to be acknowledged and stops committing that partition. Re-reading the committed
-    offsets until two reads `settle_s` apart agree, and seeking again when they moved, keeps
-    Faust's idea of the committed offset and the fetch position the same.
+    until its transaction is resolved, and aiokafka's OffsetFetch cannot ask for stable offsets
+    (KIP-447's require_stable): reading (never seeking) until two reads `settle_s` apart agree
+    lets Faust then seek once, to offsets that will not move under it.
     """
-    consumer: Any = app.consumer
-    original: Callable[[], Awaitable[None]] = consumer.perform_seek
-    if getattr(original, "__vigil_stable__", False):
-        return
-
-    thread: Any = consumer._thread
+    thread = consumer._thread
 
     def _fetch() -> Awaitable[Any]:  # runs on the consumer thread's loop
         client = thread._ensure_consumer()
         return client._coordinator.fetch_committed_offsets(set(client.assignment()))
 
-    async def read_committed() -> dict[Any, int]:
+    async def read() -> dict[Any, int]:
         offsets = await thread.call_thread(_fetch)
         return {tp: meta.offset for tp, meta in offsets.items()}
 
-    async def perform_seek() -> None:
-        # Read (never seek) until stable, then let Faust seek once: a second seek after
-        # messages were delivered would deliver them twice.
-        previous = await read_committed()
-        for _ in range(max_rounds):
-            await asyncio.sleep(settle_s)
-            current = await read_committed()
-            if current == previous:
-                break
-            log.warning(
-                "committed offsets still moving, waiting: %s",
-                {
-                    str(tp): (previous.get(tp), off)
-                    for tp, off in current.items()
-                    if previous.get(tp) != off
-                },
-            )
-            previous = current
-        await original()
-
-    perform_seek.__vigil_stable__ = True  # type: ignore[attr-defined]
-    consumer.perform_seek = perform_seek
+    previous = await read()
+    for _ in range(rounds):
+        await asyncio.sleep(settle_s)
+        current = await read()
+        if current == previous:
+            return
+        log.warning("committed offsets still moving, waiting: %s", current)
+        previous = current
 
 
 def _log_commit_state(consumer: Any) -> None:
-    """Diagnostics (DEBUG_VIGIL_COMMITS=1): acked offsets and committed offsets per partition."""
+    """Diagnostics (DEBUG_VIGIL_COMMITS=1): acked and committed offsets per partition."""
     state = {
         f"{tp.topic}/{tp.partition}": (
             min(acked) if acked else None,
@@ -177,41 +165,38 @@ def _log_commit_state(consumer: Any) -> None:
     log.warning("commit: acked (min, max, n, committed) %s", state)
 
 
-def bind_sends_to_event_transaction(app: faust.App) -> None:
-    """Send every output produced while processing an event in that event's transaction."""
-    manager: Any = app.consumer.transactions
-    original: Callable[..., Awaitable[Any]] = manager.send
-    if getattr(original, "__vigil_bound__", False):
-        return
-    app_id = app.conf.id
+async def send_in_event_transaction(
+    manager: Any,
+    original: Callable[..., Awaitable[Any]],
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    partition: int | None,
+    timestamp: float | None,
+    headers: Any,
+    *,
+    transactional_id: str | None = None,
+) -> Any:
+    """Send in the transaction of the event being processed (its partition's producer).
 
-    async def send(
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-        *,
-        transactional_id: str | None = None,
-    ) -> Any:
-        event = current_event()
-        if event is None or partition is None:
-            return await original(topic, key, value, partition, timestamp, headers)
-        source = event.message
-        group = app.assignor.group_for_topic(source.topic)
-        return await manager.producer.send(
-            topic,
-            key,
-            value,
-            partition,
-            timestamp,
-            headers,
-            transactional_id=f"{app_id}-{group}-{source.partition}",
-        )
-
-    send.__vigil_bound__ = True  # type: ignore[attr-defined]
-    manager.send = send
+    Faust picks the producer from the consumer's metadata of the *output* topic, which the
+    consumer never has, and then sends outside any transaction.
+    """
+    event = current_event()
+    if event is None or partition is None:
+        return await original(manager, topic, key, value, partition, timestamp, headers)
+    app = manager.app
+    source = event.message
+    group = app.assignor.group_for_topic(source.topic)
+    return await manager.producer.send(
+        topic,
+        key,
+        value,
+        partition,
+        timestamp,
+        headers,
+        transactional_id=f"{app.conf.id}-{group}-{source.partition}",
+    )
 
 
 async def fence_previous_transactions(bootstrap_servers: str, transactional_ids: list[str]) -> None:

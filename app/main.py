@@ -27,9 +27,4 @@ observe.install(
 
 #: Agents process each event inside `gate.event()`; commits wait for whole events.
 gate = CommitGate()
-
-
-@app.on_worker_init.connect  # type: ignore[arg-type]
-def _install_gate(sender: object, **kwargs: object) -> None:
-    """Before the consumer joins its group: the first assignment's seek must be stable too."""
-    gate.install(app)
+gate.install()

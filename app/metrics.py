@@ -38,6 +38,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from app.detect.config import RULES as DETECTOR_RULES
+
 __all__ = [
     "ALERT_KINDS",
     "CONTENT_TYPE",
@@ -59,15 +61,9 @@ OUTCOMES: tuple[str, ...] = ("ok", "duplicate", "dead_letter")
 #: Kinds of output event Vigil emits.
 ALERT_KINDS: tuple[str, ...] = ("fraud", "cart_abandoned", "cart_recovered")
 
-#: Fraud rules (CONTRACT.md "Detection semantics").
-RULES: tuple[str, ...] = (
-    "velocity",
-    "amount_spike",
-    "impossible_travel",
-    "card_testing",
-    "large_amount",
-    "compromised_terminal",
-)
+#: Fraud rules (CONTRACT.md "Detection semantics"): the detector's own list, so a new rule
+#: gets its label pre-initialised without a second edit here.
+RULES: tuple[str, ...] = DETECTOR_RULES
 
 #: Why a record went to dead letters: ``DecodeError.kind`` values (json, missing, field, type,
 #: value), ``internal`` for an unexpected exception while processing a decoded record, and
