@@ -129,3 +129,23 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger=0.005,
         web_enabled=True,
     )
+
+
+def bytes_table(
+    app: faust.App, settings: Settings, name: str, *, help: str, recovery_buffer_size: int = 1000
+) -> Any:
+    """A RocksDB-backed, changelogged table of raw bytes keyed by the record's id.
+
+    Values are the pure code's own serialisation (`CardState.to_bytes()`...), so Faust's
+    codecs never see them; partitions match the source topics (or Faust raises
+    PartitionsMismatch); RocksDB memory is bounded by `rocksdb_options`.
+    """
+    return app.Table(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.partitions,
+        options=rocksdb_options(settings),
+        recovery_buffer_size=recovery_buffer_size,
+        help=help,
+    )

@@ -7,15 +7,13 @@ rebalance, so a burst that straddles a restart is still counted.
 
 from __future__ import annotations
 
-from app.faust_app import rocksdb_options
+from app.faust_app import bytes_table
 from app.main import app, settings
 
-cards = app.Table(
+cards = bytes_table(
+    app,
+    settings,
     "cards",
-    key_type=bytes,
-    value_type=bytes,
-    partitions=settings.partitions,
-    options=rocksdb_options(settings),
     # Apply the changelog in larger batches on recovery (Faust's default is 1 000 records).
     recovery_buffer_size=10_000,
     help="CardState per card_id: recent (ts, amount), running mean/M2, last location, txn ids.",

@@ -8,25 +8,21 @@ cart-event ts (key: the partition number), so event time never goes backwards on
 
 from __future__ import annotations
 
-from app.faust_app import rocksdb_options
+from app.faust_app import bytes_table
 from app.main import app, settings
 
-carts = app.Table(
+carts = bytes_table(
+    app,
+    settings,
     "carts",
-    key_type=bytes,
-    value_type=bytes,
-    partitions=settings.partitions,
-    options=rocksdb_options(settings),
     # Apply the changelog in larger batches on recovery (Faust's default is 1 000 records).
     recovery_buffer_size=10_000,
     help="CartState per user_id: items, episode, last activity, pending deadline.",
 )
 
-cart_clocks = app.Table(
+cart_clocks = bytes_table(
+    app,
+    settings,
     "cart-clocks",
-    key_type=bytes,
-    value_type=bytes,
-    partitions=settings.partitions,
-    options=rocksdb_options(settings),
     help="Highest cart-event ts seen per partition (key: partition number).",
 )

@@ -167,18 +167,7 @@ class CardState:
 
     def to_bytes(self) -> bytes:
         """Versioned layout `[1, max_ts, count, mean, m2, loc, ts, amounts, id_ts, ids]`."""
-        return pack(
-            LAYOUT_VERSION,
-            self.max_ts,
-            self.count,
-            self.mean,
-            self.m2,
-            self.last_location,
-            self._ts,
-            self._amounts,
-            list(self._id_ts),
-            list(self._id_names),
-        )
+        return pack(LAYOUT_VERSION, *self._layout())
 
     @classmethod
     def from_bytes(cls, raw: bytes | bytearray | memoryview | str) -> CardState:
