@@ -10,7 +10,6 @@ inside the partition's stream (and Kafka transaction), never from a side task.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterator
 from time import perf_counter
@@ -18,13 +17,14 @@ from typing import Any
 
 from faust.types import TP, EventT, StreamT
 
-from agents.outputs import internal_error, process_each, reject, send_json
+from agents.outputs import Outputs, internal_error
 from app.cart.engine import CartEngine
 from app.cart.machine import CartOutput
 from app.cart.state import CartState, CartStateError
 from app.faust_app import TICKS_TOPIC_SUFFIX, internal_topic
 from app.intake import CART_EVENTS, Rejected
 from app.main import app, metrics, settings, topics
+from app.outbox import FAUST_KEY_PREFIX, partition_db, read
 from app.timeutil import now_ms, parse_ts
 from tables.carts import cart_clocks, carts
 
@@ -32,21 +32,24 @@ log = logging.getLogger(__name__)
 
 TICKS = internal_topic(settings, TICKS_TOPIC_SUFFIX)
 TOPIC = settings.topic_cart_events
+outputs = Outputs(TOPIC)
 
 
 class TableCartStore:
-    """`CartStore` over the `carts` table (reads and writes in the current event's partition)."""
+    """`CartStore` over one partition of the `carts` table (writes go out with the outbox)."""
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
 
     def get(self, user_id: str) -> CartState | None:
-        raw = carts.get(user_id.encode())
+        raw = read(carts, user_id.encode(), self.partition)
         return CartState.from_bytes(raw) if raw is not None else None
 
     def set(self, user_id: str, state: CartState) -> None:
-        carts[user_id.encode()] = state.to_bytes()
+        outputs.put(carts, user_id.encode(), state.to_bytes(), self.partition)
 
     def delete(self, user_id: str) -> None:
-        with contextlib.suppress(KeyError):
-            del carts[user_id.encode()]
+        outputs.delete(carts, user_id.encode(), self.partition)
 
 
 def _stored_states(partition: int) -> Iterator[tuple[str, CartState]]:
@@ -55,9 +58,8 @@ def _stored_states(partition: int) -> Iterator[tuple[str, CartState]]:
     Skips Faust's own bookkeeping key (the changelog offset it keeps in each partition's DB)
     and, loudly, any value that does not read as a cart state.
     """
-    db = carts.data._db_for_partition(partition)  # type: ignore[attr-defined]
-    for key, value in db.items():
-        if key.startswith(b"__faust"):
+    for key, value in partition_db(carts, partition).items():
+        if key.startswith(FAUST_KEY_PREFIX):
             continue
         try:
             yield key.decode(), CartState.from_bytes(value)
@@ -81,9 +83,9 @@ class CartPartitions:
     def engine(self, partition: int) -> CartEngine:
         engine = self.engines.get(partition)
         if engine is None:
-            engine = CartEngine(self.config, TableCartStore(), wall_clock=now_ms)
+            engine = CartEngine(self.config, TableCartStore(partition), wall_clock=now_ms)
             engine.restore(_stored_states(partition))
-            highest = cart_clocks.get(str(partition).encode())
+            highest = read(cart_clocks, str(partition).encode(), partition)
             if highest is not None:
                 engine.clock.observe(int(highest))
             self.engines[partition] = engine
@@ -102,13 +104,13 @@ class CartPartitions:
 partitions = CartPartitions()
 
 
-async def _emit(outputs: list[CartOutput], partition: int) -> None:
-    for out in outputs:
+def _emit(fired: list[CartOutput], partition: int) -> None:
+    for out in fired:
         if out.kind == "cart_abandoned":
-            await send_json(topics.cart_abandoned, out.key, out.value, partition)
+            outputs.json(topics.cart_abandoned, out.key, out.value, partition)
             deadline = out.value["abandoned_at"]
         else:
-            await send_json(topics.cart_recovered, out.key, out.value, partition)
+            outputs.json(topics.cart_recovered, out.key, out.value, partition)
             deadline = out.value["recovered_ts"]
         metrics.alert(out.kind, (), _latency_s(out.value["detected_ts"], deadline))
 
@@ -120,36 +122,37 @@ def _latency_s(detected: str, event: str) -> float:
 @app.agent(topics.cart_input, name="vigil-carts")
 async def track_carts(stream: StreamT) -> None:
     """Apply each cart event to its user's cart; fire due deadlines on events and ticks."""
-    await process_each(stream, _handle)
+    await outputs.run(stream, _handle)
 
 
-async def _handle(event: EventT) -> None:
+def _handle(event: EventT) -> None:
     message = event.message
     partition = message.partition
     engine = partitions.engine(partition)
     if message.topic == TICKS:
         try:
-            outputs = engine.tick()
+            fired = engine.tick()
         except Exception:  # a bug: log it, keep the partition alive for the next tick
             log.exception("cart partition %d: tick failed", partition)
             return
-        await _emit(outputs, partition)
+        _emit(fired, partition)
         _observe_clock(engine, partition)
         return
     started = perf_counter()
     cart_event = CART_EVENTS(message.value, message.key)
     if isinstance(cart_event, Rejected):
-        await reject(message, cart_event)
+        outputs.reject(message, cart_event)
         return
     before = engine.clock.highest_ms
     try:
-        outputs = engine.process(cart_event)
+        fired = engine.process(cart_event)
     except Exception as exc:
-        await reject(message, internal_error(exc))
+        outputs.reject(message, internal_error(exc))
         return
     if engine.clock.highest_ms != before:
-        cart_clocks[str(partition).encode()] = str(engine.clock.highest_ms).encode()
-    await _emit(outputs, partition)
+        clock = str(engine.clock.highest_ms).encode()
+        outputs.put(cart_clocks, str(partition).encode(), clock, partition)
+    _emit(fired, partition)
     metrics.event_in(TOPIC, "ok")
     metrics.observe_processing(TOPIC, perf_counter() - started)
     _observe_clock(engine, partition)

@@ -42,6 +42,21 @@ class CommitGate:
         self._in_flight = 0
         self._committing = False
         self._changed = asyncio.Condition()
+        self._flushers: list[Callable[[], Awaitable[None]]] = []
+
+    def add_flusher(self, flush: Callable[[], Awaitable[None]]) -> None:
+        """Run `flush` inside every commit, before the offsets are computed.
+
+        Agents queue the records of finished events (`app.outbox.Outbox`) and send them in
+        batches; whatever is still queued at a commit must reach the producer first, or the
+        offsets would cover events whose records were never sent.
+        """
+        self._flushers.append(flush)
+
+    async def flush(self) -> None:
+        """Send every record agents have queued (called inside `commit()`)."""
+        for flush in self._flushers:
+            await flush()
 
     @asynccontextmanager
     async def event(self) -> AsyncIterator[None]:
@@ -83,9 +98,10 @@ class CommitGate:
 
         Class-level, decided at call time: touching `app.consumer` before the worker runs would
         create the consumer while `app.in_transaction` still reads False, and Faust caches that
-        (the whole worker would then run without transactions). Under at_least_once every
-        patch calls straight through: Faust flushes the producer before committing offsets of
-        finished events, which is all that guarantee needs.
+        (the whole worker would then run without transactions). Under at_least_once the
+        other patches call straight through, and a commit only first hands the records agents
+        have queued to the producer (Faust then flushes the producer before it commits the
+        offsets of finished events, which is all that guarantee needs).
         """
         from faust.transport.consumer import Consumer, TransactionManager
 
@@ -99,9 +115,13 @@ class CommitGate:
         async def gated_force_commit(consumer: Any, *args: Any, **kwargs: Any) -> bool:
             # The offsets are computed inside the gate, from events that are whole: they cover
             # every output already sent (wrapping only the final commit call would not).
+            # Both guarantees: queued records of acked events must reach the producer first.
             if not consumer.app.in_transaction:
-                return bool(await force_commit(consumer, *args, **kwargs))
+                async with gate.commit():
+                    await gate.flush()
+                    return bool(await force_commit(consumer, *args, **kwargs))
             async with gate.commit():
+                await gate.flush()
                 await consumer.app.producer.buffer.flush()  # changelog writes join it
                 if os.environ.get("DEBUG_VIGIL_COMMITS"):
                     _log_commit_state(consumer)

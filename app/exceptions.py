@@ -40,3 +40,10 @@ class BrokerUnavailable(VigilError):
     """The Kafka broker could not be reached; trying again later may work."""
 
     retriable = True
+
+
+class OutputError(VigilError):
+    """A record could not be handed to its Kafka producer (e.g. the partition's transactional
+    producer is gone after a rebalance); the worker's next generation processes it again."""
+
+    retriable = True

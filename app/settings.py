@@ -65,7 +65,12 @@ class Settings(BaseSettings):
     rocksdb_write_buffer_mb: int = Field(
         8, ge=1, description="RocksDB write buffer per table partition, MiB."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Worker log level."
+    )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="Worker event loop: uvloop (faster) or the stdlib's asyncio."
+    )
 
     # --- topics --------------------------------------------------------------------------
     topic_transactions: str = Field("transactions", description="Input: transactions.")
