@@ -7,10 +7,12 @@ This module never imports `agents/` or `tables/`: the worker discovers them from
 from __future__ import annotations
 
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 
 import faust
-from faust.types import TopicT
+from faust.sensors import Monitor
+from faust.types import TP, EventT, Message, StreamT, TopicT
 
 from app.settings import Settings
 
@@ -97,6 +99,38 @@ def rocksdb_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+class LeanMonitor(Monitor):
+    """Faust's Monitor minus its per-event bookkeeping.
+
+    Faust calls the monitor four times per event (message in/out, stream event in/out) to keep
+    statistics nothing in Vigil reads (`vigil_*` metrics are Vigil's own). Only the stream
+    inbound time is kept: Faust's stalled-partition detector reads it.
+    """
+
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        """Nothing: Vigil counts its own input (`vigil_events_in_total`)."""
+
+    def on_stream_event_in(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT
+    ) -> dict[str, Any] | None:
+        """Only what the stalled-partition detector needs."""
+        self.stream_inbound_time[tp] = monotonic()
+        return None
+
+    def on_stream_event_out(
+        self,
+        tp: TP,
+        offset: int,
+        stream: StreamT,
+        event: EventT,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        """Nothing: Vigil times its own processing (`vigil_processing_seconds`)."""
+
+    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
+        """Nothing."""
+
+
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app for these settings (no agents yet: the worker discovers them)."""
     broker_credentials = None
@@ -128,6 +162,7 @@ def create_app(settings: Settings) -> faust.App:
         table_standby_replicas=0,
         producer_linger=0.005,
         web_enabled=True,
+        Monitor=LeanMonitor,
     )
 
 

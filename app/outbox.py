@@ -89,6 +89,7 @@ class Outbox:
         self.source_topic = source_topic
         self._records: list[_Record] = []
         self._group: int | None = None
+        self._changelogs: dict[int, tuple[str, Callable[[asyncio.Future[Any]], None]]] = {}
 
     def __len__(self) -> int:
         return len(self._records)
@@ -120,13 +121,10 @@ class Outbox:
     def _changelog(
         self, table: PartitionedTable, key: bytes, value: bytes | None, partition: int
     ) -> None:
-        recorded = table._on_changelog_sent
-
-        def on_sent(fut: asyncio.Future[Any]) -> None:
-            if not fut.cancelled() and fut.exception() is None:
-                recorded(fut)  # Faust remembers the changelog offset its store holds
-
-        topic = table.changelog_topic.get_topic_name()
+        target = self._changelogs.get(id(table))
+        if target is None:
+            target = self._changelogs[id(table)] = _changelog_target(table)
+        topic, on_sent = target
         self._records.append(_Record(topic, key, value, partition, partition, on_sent))
 
     async def flush(self) -> None:
@@ -161,6 +159,19 @@ class Outbox:
                     record.topic, record.value, key=record.key, partition=record.partition
                 )
             _watch(fut, record)
+
+
+def _changelog_target(
+    table: PartitionedTable,
+) -> tuple[str, Callable[[asyncio.Future[Any]], None]]:
+    """The changelog topic of `table` and the callback that records a delivered offset."""
+    recorded = table._on_changelog_sent
+
+    def on_sent(fut: asyncio.Future[Any]) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            recorded(fut)  # Faust remembers the changelog offset its store holds
+
+    return table.changelog_topic.get_topic_name(), on_sent
 
 
 def _keep_last_callbacks(records: list[_Record]) -> None:
