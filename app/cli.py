@@ -57,7 +57,7 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         if settings.processing_guarantee == "exactly_once" and died_recently:
             from app.exactly_once import fence_previous_transactions
 
-            asyncio.run(fence_previous_transactions(settings.bootstrap_servers, previous_ids))
+            asyncio.run(fence_previous_transactions(settings.kafka_client_kwargs(), previous_ids))
 
     if settings.event_loop == "uvloop":
         # Faust's per-event machinery is mostly event-loop work: uvloop's loop does it for

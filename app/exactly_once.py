@@ -110,6 +110,7 @@ class CommitGate:
         gate = self
         force_commit = Consumer.force_commit
         perform_seek = Consumer.perform_seek
+        resume_flow = Consumer.resume_flow
         send = TransactionManager.send
 
         async def gated_force_commit(consumer: Any, *args: Any, **kwargs: Any) -> bool:
@@ -128,17 +129,39 @@ class CommitGate:
                 return bool(await force_commit(consumer, *args, **kwargs))
 
         async def stable_perform_seek(consumer: Any) -> None:
+            # Faust resumes the stream partitions *before* it seeks them and before it resumes
+            # the flow. Meanwhile its fetch loop drains records it cannot deliver (flow is
+            # suspended) yet still advances its read offset past them: the events are lost,
+            # or the partition stalls behind a gap. Keep them paused until the flow resumes.
+            held = {
+                tp for tp in consumer._get_active_partitions() if not consumer._is_changelog_tp(tp)
+            }
+            consumer.pause_partitions(held)
+            consumer._vigil_held = held
             if consumer.app.in_transaction:
                 await wait_for_stable_offsets(consumer)
             await perform_seek(consumer)
 
+        def resume_flow_with_held(consumer: Any) -> None:
+            resume_flow(consumer)
+            held = getattr(consumer, "_vigil_held", None)
+            if held:
+                consumer._vigil_held = set()
+                consumer.resume_partitions(held & set(consumer.assignment()))
+
         async def event_bound_send(manager: Any, *args: Any, **kwargs: Any) -> Any:
             return await send_in_event_transaction(manager, send, *args, **kwargs)
 
-        for fn in (gated_force_commit, stable_perform_seek, event_bound_send):
+        for fn in (
+            gated_force_commit,
+            stable_perform_seek,
+            resume_flow_with_held,
+            event_bound_send,
+        ):
             fn.__vigil__ = True  # type: ignore[attr-defined,union-attr]
         Consumer.force_commit = gated_force_commit  # type: ignore[method-assign,assignment]
         Consumer.perform_seek = stable_perform_seek  # type: ignore[method-assign,assignment]
+        Consumer.resume_flow = resume_flow_with_held  # type: ignore[method-assign,assignment]
         TransactionManager.send = event_bound_send  # type: ignore[method-assign,assignment]
 
 
@@ -219,7 +242,9 @@ async def send_in_event_transaction(
     )
 
 
-async def fence_previous_transactions(bootstrap_servers: str, transactional_ids: list[str]) -> None:
+async def fence_previous_transactions(
+    client_kwargs: dict[str, Any], transactional_ids: list[str]
+) -> None:
     """Resolve the open transactions a killed predecessor left, before consuming anything.
 
     A worker killed mid-commit leaves its Kafka transactions open (or committing) until a
@@ -233,9 +258,7 @@ async def fence_previous_transactions(bootstrap_servers: str, transactional_ids:
     from aiokafka import AIOKafkaProducer
 
     for transactional_id in transactional_ids:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, transactional_id=transactional_id
-        )
+        producer = AIOKafkaProducer(**client_kwargs, transactional_id=transactional_id)
         await producer.start()  # InitProducerId: aborts or completes the old transaction
         await producer.stop()
     if transactional_ids:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Collection
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -67,8 +68,13 @@ class LabelFollower:
         config: FraudConfig,
         metrics: VigilMetrics | None = None,
         partitions: int = 1,
+        client_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.partitions = partitions
+        # Further aiokafka arguments (SASL credentials: `Settings.kafka_client_kwargs()`).
+        self.client_kwargs = {
+            k: v for k, v in (client_kwargs or {}).items() if k != "bootstrap_servers"
+        }
         self.config = config
         self.metrics = metrics
         self.bootstrap_servers = bootstrap_servers
@@ -109,6 +115,7 @@ class LabelFollower:
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
+            **self.client_kwargs,
             bootstrap_servers=self.bootstrap_servers,
             group_id=None,
             enable_auto_commit=False,

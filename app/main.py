@@ -7,7 +7,7 @@ on a bad value before anything here runs.
 
 from __future__ import annotations
 
-from app import observe
+from app import observe, recovery
 from app.exactly_once import CommitGate
 from app.faust_app import Topics, create_app
 from app.metrics import VigilMetrics
@@ -28,3 +28,4 @@ observe.install(
 #: Agents process each event inside `gate.event()`; commits wait for whole events.
 gate = CommitGate()
 gate.install()
+recovery.install(settings.kafka_client_kwargs())

@@ -174,6 +174,22 @@ class Settings(BaseSettings):
         """The broker list as aiokafka wants it: `host:port,host:port`."""
         return self.broker.removeprefix("kafka://").replace(";", ",")
 
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Connection arguments for Vigil's own aiokafka clients (beside Faust's).
+
+        The same broker and SASL/PLAIN credentials Faust is given, so the labels follower, the
+        bulk table restore and the transaction fencing reach a secured cluster too.
+        """
+        kwargs: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers}
+        if self.broker_sasl_username and self.broker_sasl_password is not None:
+            kwargs.update(
+                security_protocol="SASL_PLAINTEXT",
+                sasl_mechanism="PLAIN",
+                sasl_plain_username=self.broker_sasl_username,
+                sasl_plain_password=self.broker_sasl_password.get_secret_value(),
+            )
+        return kwargs
+
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)

@@ -12,6 +12,7 @@ labels = LabelFollower(
     settings.fraud_config(),
     metrics,
     partitions=settings.partitions,
+    client_kwargs=settings.kafka_client_kwargs(),
 )
 
 

@@ -86,3 +86,27 @@ def test_cli_bad_setting_exits_2_with_one_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "VIGIL_WEB_PORT" in lines[0]
+
+
+def test_kafka_client_kwargs_carry_the_broker_and_sasl_credentials():
+    plain = Settings(broker="kafka://a:9092;b:9093")
+    assert plain.kafka_client_kwargs() == {"bootstrap_servers": "a:9092,b:9093"}
+    secured = Settings(
+        broker="kafka://a:9092", broker_sasl_username="vigil", broker_sasl_password="s3cret"
+    )
+    assert secured.kafka_client_kwargs() == {
+        "bootstrap_servers": "a:9092",
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "PLAIN",
+        "sasl_plain_username": "vigil",
+        "sasl_plain_password": "s3cret",
+    }
+
+
+def test_event_loop_is_uvloop_unless_set(monkeypatch):
+    assert Settings().event_loop == "uvloop"
+    monkeypatch.setenv("VIGIL_EVENT_LOOP", "asyncio")
+    assert Settings().event_loop == "asyncio"
+    monkeypatch.setenv("VIGIL_EVENT_LOOP", "trio")
+    with pytest.raises(ValueError, match="event_loop"):
+        Settings()

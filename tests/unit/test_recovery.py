@@ -1,0 +1,78 @@
+"""Bulk restore's write step, and the capped idle wait, without a broker."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+import rocksdict
+
+from app.recovery import IDLE_TIMEOUT_S, _apply, _RecoveryAsyncio
+
+
+@dataclass
+class Record:
+    key: bytes
+    value: bytes | None
+    offset: int
+
+
+@dataclass(frozen=True)
+class TP:
+    topic: str
+    partition: int
+
+
+class Store:
+    """Faust's rocksdb store as the restore uses it: a DB per partition and an offset key."""
+
+    def __init__(self, path: str) -> None:
+        options = rocksdict.Options(raw_mode=True)
+        self.db = rocksdict.Rdict(path, options=options)
+        self.offsets: dict[TP, int] = {}
+
+    def _db_for_partition(self, partition: int) -> rocksdict.Rdict:
+        return self.db
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        self.offsets[tp] = offset
+
+
+def test_apply_puts_values_deletes_tombstones_and_records_the_last_offset(tmp_path):
+    store = Store(str(tmp_path / "db"))
+    tp = TP("app-cards-changelog", 2)
+    applied = _apply(
+        store,
+        tp,
+        [
+            Record(b"a", b"1", 10),
+            Record(b"b", b"2", 11),
+            Record(b"a", b"3", 12),  # a later state of the same key wins
+            Record(b"b", None, 14),  # a tombstone removes it
+        ],
+    )
+    assert applied == 4
+    assert store.db.get(b"a") == b"3"
+    assert store.db.get(b"b") is None
+    assert store.offsets == {tp: 14}
+    store.db.close()
+
+
+def test_apply_of_nothing_leaves_the_offset_alone(tmp_path):
+    store = Store(str(tmp_path / "db"))
+    assert _apply(store, TP("t", 0), []) == 0
+    assert store.offsets == {}
+    store.db.close()
+
+
+async def test_recovery_idle_wait_is_capped():
+    shim = _RecoveryAsyncio()
+    never = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(asyncio.TimeoutError):
+        await shim.wait_for(never, timeout=5.0)  # Faust's 5 s idle wait
+    assert loop.time() - started < 5.0  # capped, not the 5 s Faust asked for
+    assert IDLE_TIMEOUT_S < 1.0
+    assert shim.sleep is asyncio.sleep  # everything else is the real module
