@@ -117,15 +117,12 @@ class CommitGate:
             # The offsets are computed inside the gate, from events that are whole: they cover
             # every output already sent (wrapping only the final commit call would not).
             # Both guarantees: queued records of acked events must reach the producer first.
-            if not consumer.app.in_transaction:
-                async with gate.commit():
-                    await gate.flush()
-                    return bool(await force_commit(consumer, *args, **kwargs))
             async with gate.commit():
                 await gate.flush()
-                await consumer.app.producer.buffer.flush()  # changelog writes join it
-                if os.environ.get("DEBUG_VIGIL_COMMITS"):
-                    _log_commit_state(consumer)
+                if consumer.app.in_transaction:
+                    await consumer.app.producer.buffer.flush()  # Faust's own writes join it
+                    if os.environ.get("DEBUG_VIGIL_COMMITS"):
+                        _log_commit_state(consumer)
                 return bool(await force_commit(consumer, *args, **kwargs))
 
         async def stable_perform_seek(consumer: Any) -> None:

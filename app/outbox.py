@@ -149,16 +149,22 @@ class Outbox:
         if self._group is None:
             self._group = self.app.assignor.group_for_topic(self.source_topic)
         prefix = f"{self.app.conf.id}-{self._group}-"
+        # One producer lookup and one lock per source partition, not per record; each
+        # partition's records keep their order.
+        by_source: dict[int, list[_Record]] = {}
         for record in records:
-            tid = prefix + str(record.source)
+            by_source.setdefault(record.source, []).append(record)
+        for source, batch in by_source.items():
+            tid = prefix + str(source)
             producer = faust_producer._transaction_producers.get(tid)
             if producer is None:
                 raise OutputError(f"no transactional producer {tid} (partition not assigned?)")
             async with faust_producer._trn_locks[tid]:
-                fut = await producer.send(
-                    record.topic, record.value, key=record.key, partition=record.partition
-                )
-            _watch(fut, record)
+                for record in batch:
+                    fut = await producer.send(
+                        record.topic, record.value, key=record.key, partition=record.partition
+                    )
+                    _watch(fut, record)
 
 
 def _changelog_target(
