@@ -85,16 +85,31 @@ async def produce(
     await producer.start()
     started = time.perf_counter()
     try:
-        pending: list[asyncio.Future[object]] = []
-        for key, value in records:
-            pending.append(await producer.send(topic, value=value, key=key))
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
+        await send_all(producer, topic, records)
     finally:
         await producer.stop()
     return len(records) / max(time.perf_counter() - started, 1e-9)
+
+
+async def send_all(
+    producer: AIOKafkaProducer,
+    topic: str,
+    records: Iterable[Record],
+    pinned: Iterable[tuple[int, bytes, bytes]] = (),
+) -> None:
+    """Send keyed `records` (and `pinned` (partition, key, value)); wait for every ack.
+
+    Acks are awaited every 20 000 records so the pending futures stay bounded.
+    """
+    pending: list[asyncio.Future[object]] = []
+    sends = [(None, key, value) for key, value in records]
+    sends += [(partition, key, value) for partition, key, value in pinned]
+    for partition, key, value in sends:
+        pending.append(await producer.send(topic, value=value, key=key, partition=partition))
+        if len(pending) >= 20_000:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
 
 
 @dataclass

@@ -13,14 +13,13 @@ through the worker instead (slow; its rate is reported too).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Collection, Sequence
 
 from aiokafka import AIOKafkaProducer
 
 from app.kafka_local import TopicSpec, create_topics
-from bench.kafka import Record
+from bench.kafka import Record, send_all
 
 
 class _NoLabels:
@@ -96,15 +95,7 @@ async def write_changelog(
     )
     await producer.start()
     try:
-        pending: list[asyncio.Future[object]] = []
-        for key, value in records:
-            pending.append(await producer.send(topic, value=value, key=key))
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        for partition, key, value in pinned:
-            pending.append(await producer.send(topic, value=value, key=key, partition=partition))
-        await asyncio.gather(*pending)
+        await send_all(producer, topic, records, pinned)
     finally:
         await producer.stop()
     return time.perf_counter() - started
