@@ -15,50 +15,57 @@ from collections.abc import Iterator
 from time import perf_counter
 from typing import Any
 
-from faust.types import TP, EventT, StreamT
+from faust.types import TP, Message, StreamT
 
-from agents.outputs import Outputs, internal_error
+from agents import outputs
 from app.cart.engine import CartEngine
 from app.cart.machine import CartOutput
 from app.cart.state import CartState, CartStateError
 from app.faust_app import TICKS_TOPIC_SUFFIX, internal_topic
 from app.intake import CART_EVENTS, Rejected
-from app.main import app, metrics, settings, topics
-from app.outbox import FAUST_KEY_PREFIX, partition_db, read
+from app.main import app, metrics, settings, topics, transactions
 from app.timeutil import now_ms, parse_ts
+from app.transactions import FAUST_KEY_PREFIX, PartitionTransaction
 from tables.carts import cart_clocks, carts
 
 log = logging.getLogger(__name__)
 
 TICKS = internal_topic(settings, TICKS_TOPIC_SUFFIX)
 TOPIC = settings.topic_cart_events
-outputs = Outputs(TOPIC)
+CARTS = transactions.table(carts)
+CLOCKS = transactions.table(cart_clocks)
 
 
 class TableCartStore:
-    """`CartStore` over one partition of the `carts` table (writes go out with the outbox)."""
+    """`CartStore` over one partition of the `carts` table, through its transaction.
+
+    The transaction is looked up on every call: after a rebalance the partition has a new one.
+    """
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
 
+    def _txn(self) -> PartitionTransaction:
+        return transactions.for_source(TOPIC, self.partition)
+
     def get(self, user_id: str) -> CartState | None:
-        raw = read(carts, user_id.encode(), self.partition)
+        raw = self._txn().get(CARTS, user_id.encode())
         return CartState.from_bytes(raw) if raw is not None else None
 
     def set(self, user_id: str, state: CartState) -> None:
-        outputs.put(carts, user_id.encode(), state.to_bytes(), self.partition)
+        self._txn().put(CARTS, user_id.encode(), state.to_bytes())
 
     def delete(self, user_id: str) -> None:
-        outputs.delete(carts, user_id.encode(), self.partition)
+        self._txn().delete(CARTS, user_id.encode())
 
 
 def _stored_states(partition: int) -> Iterator[tuple[str, CartState]]:
-    """Every cart state held for one partition, read once when the partition is assigned.
+    """Every cart state of one partition (committed and staged), read once per rebuild.
 
     Skips Faust's own bookkeeping key (the changelog offset it keeps in each partition's DB)
     and, loudly, any value that does not read as a cart state.
     """
-    for key, value in partition_db(carts, partition).items():
+    for key, value in transactions.for_source(TOPIC, partition).items(CARTS):
         if key.startswith(FAUST_KEY_PREFIX):
             continue
         try:
@@ -73,7 +80,8 @@ class CartPartitions:
     """One engine per assigned partition, rebuilt from the tables on first use after assignment.
 
     Rebuilding scans the partition's carts once (the timers live in the states); after that,
-    firing costs only the timers that are due.
+    firing costs only the timers that are due. An engine is also rebuilt after a handler
+    failed (its in-memory timers may have moved with the writes that were rolled back).
     """
 
     def __init__(self) -> None:
@@ -85,7 +93,8 @@ class CartPartitions:
         if engine is None:
             engine = CartEngine(self.config, TableCartStore(partition), wall_clock=now_ms)
             engine.restore(_stored_states(partition))
-            highest = read(cart_clocks, str(partition).encode(), partition)
+            txn = transactions.for_source(TOPIC, partition)
+            highest = txn.get(CLOCKS, str(partition).encode())
             if highest is not None:
                 engine.clock.observe(int(highest))
             self.engines[partition] = engine
@@ -104,13 +113,13 @@ class CartPartitions:
 partitions = CartPartitions()
 
 
-def _emit(fired: list[CartOutput], partition: int) -> None:
+def _emit(txn: PartitionTransaction, fired: list[CartOutput], partition: int) -> None:
     for out in fired:
         if out.kind == "cart_abandoned":
-            outputs.json(topics.cart_abandoned, out.key, out.value, partition)
+            outputs.send_json(txn, topics.cart_abandoned, out.key, out.value, partition)
             deadline = out.value["abandoned_at"]
         else:
-            outputs.json(topics.cart_recovered, out.key, out.value, partition)
+            outputs.send_json(txn, topics.cart_recovered, out.key, out.value, partition)
             deadline = out.value["recovered_ts"]
         metrics.alert(out.kind, (), _latency_s(out.value["detected_ts"], deadline))
 
@@ -122,37 +131,27 @@ def _latency_s(detected: str, event: str) -> float:
 @app.agent(topics.cart_input, name="vigil-carts")
 async def track_carts(stream: StreamT) -> None:
     """Apply each cart event to its user's cart; fire due deadlines on events and ticks."""
-    await outputs.run(stream, _handle)
+    await outputs.run(stream, _handle, on_rollback=lambda p: partitions.forget({p}))
 
 
-def _handle(event: EventT) -> None:
-    message = event.message
+def _handle(txn: PartitionTransaction, message: Message) -> None:
     partition = message.partition
     engine = partitions.engine(partition)
     if message.topic == TICKS:
-        try:
-            fired = engine.tick()
-        except Exception:  # a bug: log it, keep the partition alive for the next tick
-            log.exception("cart partition %d: tick failed", partition)
-            return
-        _emit(fired, partition)
+        _emit(txn, engine.tick(), partition)
         _observe_clock(engine, partition)
         return
     started = perf_counter()
     cart_event = CART_EVENTS(message.value, message.key)
     if isinstance(cart_event, Rejected):
-        outputs.reject(message, cart_event)
+        outputs.reject(txn, message, cart_event)
         return
     before = engine.clock.highest_ms
-    try:
-        fired = engine.process(cart_event)
-    except Exception as exc:
-        outputs.reject(message, internal_error(exc))
-        return
+    fired = engine.process(cart_event)
     if engine.clock.highest_ms != before:
         clock = str(engine.clock.highest_ms).encode()
-        outputs.put(cart_clocks, str(partition).encode(), clock, partition)
-    _emit(fired, partition)
+        txn.put(CLOCKS, str(partition).encode(), clock)
+    _emit(txn, fired, partition)
     metrics.event_in(TOPIC, "ok")
     metrics.observe_processing(TOPIC, perf_counter() - started)
     _observe_clock(engine, partition)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from time import perf_counter
 
-from faust.types import EventT, StreamT
+from faust.types import Message, StreamT
 
-from agents.outputs import Outputs
+from agents import outputs
 from app.intake import FEEDBACK, Rejected
 from app.labels import label_value
 from app.main import app, metrics, settings, topics
+from app.transactions import PartitionTransaction
 
 TOPIC = settings.topic_feedback
-outputs = Outputs(TOPIC)
+LABELS = topics.fraud_labels.get_topic_name()
 
 
 @app.agent(topics.feedback, name="vigil-feedback")
@@ -21,15 +22,12 @@ async def relay_feedback(stream: StreamT) -> None:
     await outputs.run(stream, _handle)
 
 
-def _handle(event: EventT) -> None:
+def _handle(txn: PartitionTransaction, message: Message) -> None:
     started = perf_counter()
-    message = event.message
     feedback = FEEDBACK(message.value, message.key)
     if isinstance(feedback, Rejected):
-        outputs.reject(message, feedback)
+        outputs.reject(txn, message, feedback)
         return
-    outputs.raw(
-        topics.fraud_labels, feedback.txn_id.encode(), label_value(feedback), message.partition
-    )
+    txn.send(LABELS, feedback.txn_id.encode(), label_value(feedback), message.partition)
     metrics.event_in(TOPIC, "ok")
     metrics.observe_processing(TOPIC, perf_counter() - started)

@@ -1,58 +1,52 @@
-"""Transactions in, fraud alerts out: decode, load the card's state, detect, save, emit."""
+"""Transactions in, fraud alerts out: decode, load the card's state, detect, stage, emit."""
 
 from __future__ import annotations
 
 from time import perf_counter
 
-from faust.types import EventT, StreamT
+from faust.types import Message, StreamT
 
-from agents.outputs import Outputs, internal_error
+from agents import outputs
 from app.detect.fraud import FraudDetector
 from app.detect.state import CardState
 from app.intake import TRANSACTIONS, Rejected
-from app.main import app, metrics, settings, topics
-from app.outbox import read
+from app.main import app, metrics, settings, topics, transactions
 from app.timeutil import now_ms
+from app.transactions import PartitionTransaction
 from tables.cards import cards
 from tables.labels import labels
 
 detector = FraudDetector(settings.fraud_config())
 TOPIC = settings.topic_transactions
-outputs = Outputs(TOPIC)
+CARDS = transactions.table(cards)
 
 
 @app.agent(topics.transactions, name="vigil-fraud")
 async def detect_fraud(stream: StreamT) -> None:
     """One alert at most per transaction; duplicates change nothing."""
-    # A restarted worker must not judge transactions before it holds every committed label.
-    await labels.caught_up.wait()
-    await outputs.run(stream, _handle)
+    # A worker never judges a transaction without every committed label (also while the
+    # label follower rebuilds its index after an error).
+    await outputs.run(stream, _handle, ready=labels.caught_up)
 
 
-def _handle(event: EventT) -> None:
+def _handle(txn: PartitionTransaction, message: Message) -> None:
     started = perf_counter()
-    message = event.message
-    txn = TRANSACTIONS(message.value, message.key)
-    if isinstance(txn, Rejected):
-        outputs.reject(message, txn)
+    decoded = TRANSACTIONS(message.value, message.key)
+    if isinstance(decoded, Rejected):
+        outputs.reject(txn, message, decoded)
         return
-    partition = message.partition
-    try:
-        key = txn.card_id.encode()
-        raw = read(cards, key, partition)
-        state = CardState.from_bytes(raw) if raw is not None else None
-        detected = now_ms()
-        result = detector.process(txn, state, labels, detected)
-    except Exception as exc:
-        outputs.reject(message, internal_error(exc))
-        return
+    key = decoded.card_id.encode()
+    raw = txn.get(CARDS, key)
+    state = CardState.from_bytes(raw) if raw is not None else None
+    detected = now_ms()
+    result = detector.process(decoded, state, labels, detected)
     if result.outcome == "duplicate":
         metrics.event_in(TOPIC, "duplicate")
     else:
-        outputs.put(cards, key, result.state.to_bytes(), partition)
+        txn.put(CARDS, key, result.state.to_bytes())
         if result.alert is not None:
-            outputs.json(topics.fraud_alerts, key, result.alert, partition)
+            outputs.send_json(txn, topics.fraud_alerts, key, result.alert, message.partition)
             rules = [hit["rule"] for hit in result.alert["rules"]]
-            metrics.alert("fraud", rules, (detected - txn.ts) / 1000)
+            metrics.alert("fraud", rules, (detected - decoded.ts) / 1000)
         metrics.event_in(TOPIC, "ok")
     metrics.observe_processing(TOPIC, perf_counter() - started)

@@ -1,99 +1,97 @@
-"""How agents write: JSON outputs in the input's partition, table state, and dead letters.
+"""The agents' loop and what a handler writes: state and outputs staged in its partition's
+transaction (`app.transactions`), dead letters for what cannot be processed.
 
-Handlers are synchronous: they decode, read state, detect and *queue* what the event writes
-in the agent's `app.outbox.Outbox`. The loop here sends the queue in batches: whenever no
-further event is waiting in the stream's buffer (so a quiet stream adds no latency), when the
-queue is long, and before every commit (the commit gate flushes it: `app.exactly_once`).
+A handler is synchronous: decode, read state, detect, stage the new state and the outputs.
+The loop brackets it as one event of the partition's transaction: a handler that raises has
+what it staged rolled back and its record dead-lettered as `internal error: ...`, so one
+poisoned record neither stops the partition nor leaves half its changes behind. Everything is
+sent at the next checkpoint (`app.runtime`), in the partition's Kafka transaction.
 
 Outputs go to the same partition number as the input record. Output topics have the same
 partition count and the default partitioner hashes the same key, so this is where the key
-would land anyway; being explicit keeps every write inside the Kafka transaction of the
-partition being processed (Faust's exactly-once producers are per owned partition).
+would land anyway; being explicit keeps every write in the partition's transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import orjson
-from faust.types import EventT, Message, StreamT, TopicT
+from faust.types import Message, StreamT, TopicT
 
 from app.deadletters import dead_letter
 from app.intake import Rejected
-from app.main import app, gate, metrics, topics
-from app.outbox import Outbox, PartitionedTable
+from app.main import metrics, topics, transactions
 from app.timeutil import now_ms
+from app.transactions import PartitionTransaction
 
 log = logging.getLogger(__name__)
 
-#: Records queued before the loop sends them even though more events are waiting.
-FLUSH_AT = 1000
+Handler = Callable[[PartitionTransaction, Message], None]
 
 
-class Outputs:
-    """One agent's outbox, with the writes Vigil's agents make."""
+def send_json(
+    txn: PartitionTransaction, topic: TopicT, key: str | bytes | None, value: Any, partition: int
+) -> None:
+    """Stage one JSON value, keyed, for `partition` of `topic`."""
+    raw_key = key.encode() if isinstance(key, str) else key
+    txn.send(topic.get_topic_name(), raw_key, orjson.dumps(value), partition)
 
-    def __init__(self, source_topic: str) -> None:
-        self.outbox = Outbox(app, source_topic)
-        gate.add_flusher(self.outbox.flush)
 
-    def json(self, topic: TopicT, key: str | bytes | None, value: Any, partition: int) -> None:
-        """Queue one JSON value, keyed, for `partition` of `topic` (that partition's txn)."""
-        raw_key = key.encode() if isinstance(key, str) else key
-        self.outbox.send(topic.get_topic_name(), raw_key, orjson.dumps(value), partition)
+def reject(txn: PartitionTransaction, message: Message, rejected: Rejected) -> None:
+    """Stage the input record on dead letters with its reason and original bytes; count it."""
+    value = dead_letter(
+        source_topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        error=rejected.error,
+        payload=message.value,
+        ts_ms=now_ms(),
+    )
+    key = message.key if isinstance(message.key, bytes | None) else None
+    txn.send(topics.dead_letters.get_topic_name(), key, orjson.dumps(value), message.partition)
+    metrics.dead_letter(message.topic, rejected.kind)
+    metrics.event_in(message.topic, "dead_letter")
 
-    def raw(self, topic: TopicT, key: bytes | None, value: bytes, partition: int) -> None:
-        """Queue one record whose value is already bytes."""
-        self.outbox.send(topic.get_topic_name(), key, value, partition)
 
-    def put(self, table: PartitionedTable, key: bytes, value: bytes, partition: int) -> None:
-        """Store `key` in the partition's RocksDB now; its changelog record goes with the rest."""
-        self.outbox.put(table, key, value, partition)
+async def run(
+    stream: StreamT,
+    handle: Handler,
+    *,
+    ready: asyncio.Event | None = None,
+    on_rollback: Callable[[int], None] | None = None,
+) -> None:
+    """Run `handle` on every event of `stream`, each one whole in its partition's transaction.
 
-    def delete(self, table: PartitionedTable, key: bytes, partition: int) -> None:
-        """Remove `key` from the partition's RocksDB now; its tombstone goes with the rest."""
-        self.outbox.delete(table, key, partition)
-
-    def reject(self, message: Message, rejected: Rejected) -> None:
-        """Put an input record on dead letters with its reason and original bytes; count it."""
-        value = dead_letter(
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            error=rejected.error,
-            payload=message.value,
-            ts_ms=now_ms(),
-        )
-        key = message.key if isinstance(message.key, bytes | None) else None
-        self.raw(topics.dead_letters, key, orjson.dumps(value), message.partition)
-        metrics.dead_letter(message.topic, rejected.kind)
-        metrics.event_in(message.topic, "dead_letter")
-
-    async def run(self, stream: StreamT, handle: Callable[[EventT], None]) -> None:
-        """Run `handle` on every event of `stream`, each one whole inside the commit gate.
-
-        With exactly_once a commit never falls between an event's outputs and its ack, and
-        the records of events already acked are flushed by the commit itself.
-        """
-        outbox = self.outbox
-        waiting: Callable[[], int] | None = None
-        async for event in stream.events():
-            async with gate.event():
-                handle(event)
-                if waiting is None:  # the stream's buffer exists once it is iterated
-                    queue = getattr(stream.channel, "queue", None)
-                    waiting = queue.qsize if queue is not None else (lambda: 0)
-                if len(outbox) >= FLUSH_AT or not waiting():
-                    await outbox.flush()
+    `ready`: events wait while it is clear (the fraud agent waits for the labels).
+    `on_rollback(partition)`: called after a handler failed and its writes were rolled back
+    (an agent drops in-memory caches derived from that partition's state).
+    """
+    gate = transactions.gate
+    for_source = transactions.for_source
+    async for event in stream.events():
+        if ready is not None and not ready.is_set():
+            await ready.wait()
+        if gate.closed:
+            await gate.wait_open()
+        message = event.message
+        txn = for_source(message.topic, message.partition)
+        txn.begin_event()
+        try:
+            handle(txn, message)
+        except Exception as exc:
+            txn.rollback_event()
+            if on_rollback is not None:
+                on_rollback(message.partition)
+            reject(txn, message, internal_error(exc))
+        txn.end_event(message.tp, message.offset)
 
 
 def internal_error(exc: BaseException) -> Rejected:
-    """A bug or corrupt state met while processing: logged, and the record dead-lettered.
-
-    The agent keeps going: one poisoned record must not stop a partition.
-    """
+    """A bug or corrupt state met while processing: logged, and the record dead-lettered."""
     log.exception("processing failed; record sent to dead letters")
-    return Rejected(f"internal error: {type(exc).__name__}: {exc}", "internal")
+    return Rejected(f"internal error: {type(exc).__name__}: {exc}"[:500], "internal")

@@ -1,4 +1,4 @@
-"""The running service's singletons: settings, the Faust app, its topics and metrics.
+"""The running service's singletons: settings, the Faust app, its topics, metrics, transactions.
 
 `tables/` and `agents/` import these; this module imports neither (the worker discovers them).
 Importing it reads the settings, so `app.cli` validates them first and exits 2 with one line
@@ -7,10 +7,12 @@ on a bad value before anything here runs.
 
 from __future__ import annotations
 
-from app import observe, recovery
-from app.exactly_once import CommitGate
+from typing import Any
+
+from app import faust_patches, observe, recovery
 from app.faust_app import Topics, create_app
 from app.metrics import VigilMetrics
+from app.runtime import PartitionTransactions
 from app.settings import load_settings
 
 settings = load_settings()
@@ -25,7 +27,23 @@ observe.install(
     app, metrics, settings.topic_cart_events, frozenset(INPUT_TOPICS), settings.store_dir
 )
 
-#: Agents process each event inside `gate.event()`; commits wait for whole events.
-gate = CommitGate()
-gate.install()
+#: Every owned partition's staged state and outputs, committed at each checkpoint.
+transactions = PartitionTransactions(
+    app,
+    exactly_once=settings.processing_guarantee == "exactly_once",
+    client_kwargs=settings.kafka_client_kwargs(),
+)
+faust_patches.install(transactions)
 recovery.install(settings.kafka_client_kwargs())
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
+async def _drop_transactions(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    # Sent after Faust waited for the agents and Vigil's checkpoint committed their work:
+    # whatever is left belongs to partitions Faust will seek back to their committed offsets.
+    transactions.drop_all()
+
+
+@app.on_before_shutdown.connect  # type: ignore[arg-type]
+async def _stop_producers(sender: Any, **kwargs: Any) -> None:
+    await transactions.stop()

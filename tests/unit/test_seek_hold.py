@@ -1,4 +1,4 @@
-"""Input partitions stay paused from Faust's seek until its flow resumes (app.exactly_once)."""
+"""Input partitions stay paused from Faust's seek until its flow resumes (app.faust_patches)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from app.exactly_once import CommitGate
+from app import faust_patches
 
 INPUT_0 = TP("transactions", 0)
 INPUT_1 = TP("transactions", 1)
@@ -56,7 +56,7 @@ class FakeConsumer:
 
 
 async def test_inputs_stay_paused_from_the_seek_until_the_flow_resumes():
-    CommitGate().install()
+    faust_patches.install(None)
     consumer = FakeConsumer()
     # Faust's recovery has just resumed the stream partitions, and now seeks them.
     await Consumer.perform_seek(consumer)  # type: ignore[arg-type]
@@ -71,3 +71,15 @@ async def test_inputs_stay_paused_from_the_seek_until_the_flow_resumes():
 
     Consumer.resume_flow(consumer)  # type: ignore[arg-type]  # a second resume changes nothing
     assert consumer.active == {INPUT_0, CHANGELOG}
+
+
+async def test_a_second_seek_before_the_flow_resumes_keeps_the_first_hold():
+    # Faust calls perform_seek from getmany too while the flow is inactive: the second seek
+    # finds the inputs already paused; the hold must not forget them (they would be stranded).
+    faust_patches.install(None)
+    consumer = FakeConsumer()
+    await Consumer.perform_seek(consumer)  # type: ignore[arg-type]
+    await Consumer.perform_seek(consumer)  # type: ignore[arg-type]
+    assert consumer.active == {CHANGELOG}
+    Consumer.resume_flow(consumer)  # type: ignore[arg-type]
+    assert consumer.active == {INPUT_0, INPUT_1, CHANGELOG}

@@ -1,0 +1,297 @@
+"""The worker's partition transactions, their Kafka producers and the checkpoint gate.
+
+`app.transactions` is the protocol (stage, then Kafka, then RocksDB); this module gives it the
+live parts: a `PartitionTransaction` per owned input partition group, the RocksDB stores of
+Faust's tables, and the producers. Vigil owns the transaction lifecycle instead of Faust's
+transaction manager (which restarts the transaction of a partition it keeps across a
+rebalance while that transaction is still open, and then reprocesses into it: the duplicates
+of faust-streaming #323/#502):
+
+- exactly_once: one transactional producer per owned partition group, with Faust's id format
+  (`<app_id>-<group>-<partition>`). It is started when the partition is assigned, before the
+  tables are recovered and before the offsets are read: Kafka's InitProducerId fences the
+  previous owner and aborts or completes its open transaction, so the changelog and the
+  committed offsets this worker then reads are final. aiokafka has no KIP-447 (its
+  TxnOffsetCommit carries no group generation), so that fencing per partition is what keeps a
+  zombie's commit out. Each checkpoint is one transaction per partition: changelog, outputs,
+  offsets.
+- at_least_once: one idempotent producer; a checkpoint sends, waits for every ack, then commits
+  the group's offsets.
+
+Faust keeps group membership, fetching, table recovery and its streams; `app.faust_patches`
+routes its commit and rebalance calls here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+from app.transactions import (
+    Checkpointer,
+    CheckpointError,
+    PartitionTransaction,
+    Staged,
+    TableStore,
+)
+
+log = logging.getLogger(__name__)
+
+#: Exit code of a worker whose checkpoint Kafka refused outside a rebalance (it restarts and
+#: resumes from what Kafka committed; RocksDB never got the refused work).
+EXIT_CHECKPOINT_FAILED = 3
+
+
+def transactional_id(app_id: str, group: int, partition: int) -> str:
+    """The one place Faust's transactional-id format lives (`<app_id>-<group>-<partition>`).
+
+    The same format as Faust's own transaction manager, so a worker of an older Vigil that
+    still used Faust's producers is fenced by the first worker of this one.
+    """
+    return f"{app_id}-{group}-{partition}"
+
+
+class RocksTableStore:
+    """`TableStore` over one partition's RocksDB of a Faust table (rocksdict)."""
+
+    __slots__ = ("_db", "_offset_key")
+
+    def __init__(self, db: Any, offset_key: bytes) -> None:
+        self._db = db
+        self._offset_key = offset_key
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]:
+        return self._db.items()  # type: ignore[no-any-return]
+
+    def write(self, changes: Mapping[bytes, bytes | None], changelog_offset: int) -> None:
+        import rocksdict
+
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in changes.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(self._offset_key, str(changelog_offset).encode())
+        self._db.write(batch)
+
+
+class FaustStateTable:
+    """`StateTable` over a Faust RocksDB table: its changelog and per-partition stores."""
+
+    def __init__(self, table: Any) -> None:
+        from app import faust_patches
+
+        self.table = table
+        self.name: str = table.name
+        self.changelog_topic: str = table.changelog_topic.get_topic_name()
+        self._store_of = faust_patches.partition_store
+
+    def store(self, partition: int) -> TableStore:
+        db, offset_key = self._store_of(self.table, partition)
+        return RocksTableStore(db, offset_key)
+
+    def __repr__(self) -> str:
+        return f"<table {self.name}>"
+
+
+class Gate:
+    """Closed while a checkpoint runs: agents wait before taking their next event.
+
+    Handlers are synchronous, so no event is ever half processed when a checkpoint starts;
+    the gate only keeps events from being staged against state that a running checkpoint is
+    moving from the staged set to RocksDB.
+    """
+
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+        self._lock = asyncio.Lock()
+
+    @property
+    def closed(self) -> bool:
+        return not self._open.is_set()
+
+    async def wait_open(self) -> None:
+        await self._open.wait()
+
+    @asynccontextmanager
+    async def closed_for_checkpoint(self) -> Any:
+        async with self._lock:
+            self._open.clear()
+            try:
+                yield
+            finally:
+                self._open.set()
+
+
+class PartitionTransactions:
+    """Every owned partition's transaction, and the checkpoint that commits them."""
+
+    def __init__(self, app: Any, *, exactly_once: bool, client_kwargs: dict[str, Any]) -> None:
+        self.app = app
+        self.exactly_once = exactly_once
+        self.client_kwargs = client_kwargs
+        self.gate = Gate()
+        self._by_source: dict[tuple[str, int], PartitionTransaction] = {}
+        self._by_tid: dict[str, PartitionTransaction] = {}
+        self._groups: dict[str, int] = {}
+        self._producers: dict[str, Any] = {}  # transactional id -> AIOKafkaProducer
+        self._broken: set[str] = set()
+        self._shared: Any = None  # at_least_once: one producer for every partition
+        self._tables: dict[int, FaustStateTable] = {}
+        self.checkpoints = 0
+        self.changelog_records = 0
+        self.state_updates = 0
+        self.checkpointer = Checkpointer(
+            exactly_once=exactly_once,
+            group_id=app.conf.id,
+            producer_for=self._producer_for,
+            commit_offsets=self._commit_offsets,
+            on_committed=self._count,
+        )
+
+    # --- what agents use ---------------------------------------------------------------------
+
+    def table(self, faust_table: Any) -> FaustStateTable:
+        """The `StateTable` of a Faust table (one object per table)."""
+        state = self._tables.get(id(faust_table))
+        if state is None:
+            state = self._tables[id(faust_table)] = FaustStateTable(faust_table)
+        return state
+
+    def for_source(self, topic: str, partition: int) -> PartitionTransaction:
+        """The transaction of the partition group that `topic`/`partition` belongs to."""
+        txn = self._by_source.get((topic, partition))
+        if txn is None:
+            group = self._groups.get(topic)
+            if group is None:
+                group = self._groups[topic] = self.app.assignor.group_for_topic(topic)
+            tid = transactional_id(self.app.conf.id, group, partition)
+            txn = self._by_tid.get(tid)
+            if txn is None:
+                txn = self._by_tid[tid] = PartitionTransaction(tid, partition)
+            self._by_source[(topic, partition)] = txn
+        return txn
+
+    def transactions(self) -> Iterator[PartitionTransaction]:
+        return iter(list(self._by_tid.values()))
+
+    # --- checkpoint --------------------------------------------------------------------------
+
+    async def checkpoint(self) -> dict[Any, int]:
+        """Commit every partition's staged work; return the input offsets committed.
+
+        Inside a rebalance a failed checkpoint only drops the staged work (Faust seeks every
+        assigned partition to its committed offset afterwards). Outside one, the worker
+        cannot go on consuming past work Kafka refused: it exits (EXIT_CHECKPOINT_FAILED)
+        and its restart resumes from what Kafka committed.
+        """
+        async with self.gate.closed_for_checkpoint():
+            txns = [t for t in self._by_tid.values() if t.dirty]
+            try:
+                if txns and not self.exactly_once:
+                    await self.start()
+                return await self.checkpointer.checkpoint(txns)
+            except CheckpointError as exc:
+                self._broken.update(t.transactional_id for t in txns)
+                if self.app.rebalancing or getattr(self.app, "should_stop", False):
+                    log.warning("checkpoint failed during a rebalance: %s; work dropped", exc)
+                    self.drop_all()
+                    return {}
+                log.critical("checkpoint failed: %s; exiting so the restart resumes", exc)
+                sys.stderr.flush()
+                os._exit(EXIT_CHECKPOINT_FAILED)
+
+    def drop_all(self) -> None:
+        """Forget every partition's transaction (staged work included): after a rebalance."""
+        self._by_source.clear()
+        self._by_tid.clear()
+
+    def _count(self, staged: Staged) -> None:
+        self.checkpoints += 1
+        self.changelog_records += staged.changelog_records
+
+    # --- producers ---------------------------------------------------------------------------
+
+    def _producer_for(self, tid: str) -> Any:
+        if not self.exactly_once:
+            if self._shared is None:
+                raise CheckpointError("the producer is not started")
+            return self._shared
+        producer = self._producers.get(tid)
+        if producer is None:
+            raise CheckpointError(f"no transactional producer for {tid} (not assigned)")
+        return producer
+
+    async def start(self) -> None:
+        """at_least_once: start the shared producer (exactly_once starts per assignment)."""
+        if not self.exactly_once and self._shared is None:
+            from aiokafka import AIOKafkaProducer
+
+            producer = AIOKafkaProducer(
+                **self.client_kwargs, acks="all", enable_idempotence=True, linger_ms=5
+            )
+            await producer.start()
+            self._shared = producer
+
+    async def assign(self, tids: set[str]) -> None:
+        """exactly_once: own exactly these partitions' transactional ids.
+
+        Producers of partitions no longer owned are stopped; new ones are started and wait
+        for their producer id, which fences the previous owner and ends its transaction.
+        """
+        self.drop_all()
+        for tid in list(self._producers):
+            if tid not in tids or tid in self._broken:
+                producer = self._producers.pop(tid)
+                with suppress(Exception):
+                    await producer.stop()
+        self._broken.clear()
+        new = sorted(tids - set(self._producers))
+        if new:
+            started = await asyncio.gather(*(self._start_transactional(t) for t in new))
+            self._producers.update(zip(new, started, strict=True))
+            log.info("transactional producers started (previous owners fenced): %s", new)
+
+    async def _start_transactional(self, tid: str) -> Any:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(
+            **self.client_kwargs,
+            transactional_id=tid,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+        )
+        await producer.start()
+        # An empty transaction waits for the producer id: Kafka has fenced the previous owner
+        # and finished its open transaction (commit or abort) once this returns.
+        await producer.begin_transaction()
+        await producer.commit_transaction()
+        return producer
+
+    async def stop(self) -> None:
+        producers = list(self._producers.values())
+        if self._shared is not None:
+            producers.append(self._shared)
+        self._producers.clear()
+        self._shared = None
+        for producer in producers:
+            with suppress(Exception):
+                await producer.stop()
+
+    async def _commit_offsets(self, offsets: dict[Any, int]) -> None:
+        from app import faust_patches
+
+        await faust_patches.commit_consumer_offsets(self.app.consumer, offsets)

@@ -1,0 +1,354 @@
+"""Per-partition state transactions: the local store is never ahead of committed Kafka state.
+
+The model is Kafka Streams' and Quix Streams' state stores. Every input partition (a Faust
+topic-partition *group*: co-partitioned topics such as cart events and cart ticks share one)
+has a `PartitionTransaction` while this worker owns it:
+
+- an event's handler reads through it (its staged writes first, then the partition's RocksDB)
+  and stages its table writes and output records in it; a handler that raises has everything
+  it staged rolled back (`rollback_event`), so an event is either applied whole or not at all;
+- at every checkpoint the `Checkpointer` takes what was staged and, per partition:
+  one changelog record per changed key (the latest value), the outputs and the input offsets
+  go to Kafka together: in the partition's own Kafka transaction under exactly_once; or sent,
+  acked, and then the offsets committed under at_least_once (a failed send fails the
+  checkpoint, and nothing is committed past it);
+- only after Kafka accepted that, the staged changes are written to RocksDB in one write batch,
+  together with the changelog offset they reflect.
+
+So RocksDB holds committed state only. A worker killed at any moment restarts on its store as
+it is and reads the changelog from the offset the store records: the tail committed after the
+last RocksDB write, never a full rebuild, never a wipe. A checkpoint that fails leaves RocksDB
+at the previous checkpoint, consistent with the offsets Kafka has: the caller drops the staged
+work (the partition's events are read again from the committed offsets).
+
+This module knows nothing of Faust: `app.faust_patches` wires it into Faust's commit and
+rebalance paths, and the unit tests drive it with an in-memory Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import suppress
+from typing import Any, Protocol
+
+from app.exceptions import VigilError
+
+log = logging.getLogger(__name__)
+
+#: Faust's bookkeeping keys in every partition's RocksDB start with this (its changelog offset).
+FAUST_KEY_PREFIX = b"__faust"
+
+_MISSING: Any = object()
+
+
+class CheckpointError(VigilError):
+    """Kafka did not accept a checkpoint: nothing of it reached RocksDB; the work is redone."""
+
+    retriable = True
+
+
+class TableStore(Protocol):
+    """One table partition's local store (a RocksDB)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+    def write(self, changes: Mapping[bytes, bytes | None], changelog_offset: int) -> None:
+        """Apply `changes` (None deletes) and record `changelog_offset`, in one write batch."""
+        ...
+
+
+class StateTable(Protocol):
+    """A changelogged table: its name, its changelog topic and its per-partition stores."""
+
+    name: str
+    changelog_topic: str
+
+    def store(self, partition: int) -> TableStore: ...
+
+
+class RecordMetadata(Protocol):
+    offset: int
+
+
+class Producer(Protocol):
+    """The parts of `aiokafka.AIOKafkaProducer` a checkpoint uses."""
+
+    async def send(
+        self, topic: str, value: bytes | None, key: bytes | None, partition: int
+    ) -> asyncio.Future[Any]: ...
+
+    async def begin_transaction(self) -> None: ...
+
+    async def commit_transaction(self) -> None: ...
+
+    async def abort_transaction(self) -> None: ...
+
+    async def send_offsets_to_transaction(self, offsets: dict[Any, int], group_id: str) -> None: ...
+
+
+class Output:
+    """One record an event writes to an output topic (sent at the checkpoint)."""
+
+    __slots__ = ("key", "partition", "topic", "value")
+
+    def __init__(self, topic: str, key: bytes | None, value: bytes, partition: int) -> None:
+        self.topic = topic
+        self.key = key
+        self.value = value
+        self.partition = partition
+
+
+class Staged:
+    """What a partition's events staged since the last checkpoint, taken as one unit."""
+
+    __slots__ = ("offsets", "outputs", "tables")
+
+    def __init__(
+        self,
+        tables: dict[StateTable, dict[bytes, bytes | None]],
+        outputs: list[Output],
+        offsets: dict[Any, int],
+    ) -> None:
+        self.tables = tables
+        self.outputs = outputs
+        self.offsets = offsets
+
+    @property
+    def changelog_records(self) -> int:
+        return sum(len(changes) for changes in self.tables.values())
+
+
+class PartitionTransaction:
+    """Staged table writes, outputs and input offsets of one owned partition (group).
+
+    Reads see the staged writes first. `begin_event` / `end_event` / `rollback_event` bracket
+    one event, so a handler that fails half way stages nothing.
+    """
+
+    __slots__ = (
+        "_offsets",
+        "_outputs",
+        "_outputs_mark",
+        "_staged",
+        "_stores",
+        "_undo",
+        "partition",
+        "state_updates",
+        "transactional_id",
+    )
+
+    def __init__(self, transactional_id: str, partition: int) -> None:
+        self.transactional_id = transactional_id
+        self.partition = partition
+        self._staged: dict[StateTable, dict[bytes, bytes | None]] = {}
+        self._outputs: list[Output] = []
+        self._offsets: dict[Any, int] = {}
+        self._undo: list[tuple[dict[bytes, bytes | None], bytes, Any]] = []
+        self._outputs_mark = 0
+        self._stores: dict[StateTable, TableStore] = {}
+        #: Table writes staged since the last checkpoint (several may hit one key).
+        self.state_updates = 0
+
+    # --- reads and writes of a handler -------------------------------------------------------
+
+    def _store(self, table: StateTable) -> TableStore:
+        store = self._stores.get(table)
+        if store is None:
+            store = self._stores[table] = table.store(self.partition)
+        return store
+
+    def get(self, table: StateTable, key: bytes) -> bytes | None:
+        """The value of `key`: as staged in this transaction, else as stored (committed)."""
+        staged = self._staged.get(table)
+        if staged is not None:
+            value = staged.get(key, _MISSING)
+            if value is not _MISSING:
+                return value  # type: ignore[no-any-return]
+        return self._store(table).get(key)
+
+    def put(self, table: StateTable, key: bytes, value: bytes | None) -> None:
+        """Stage `value` for `key` (None: delete); it reaches RocksDB after the Kafka commit."""
+        staged = self._staged.get(table)
+        if staged is None:
+            staged = self._staged[table] = {}
+        self._undo.append((staged, key, staged.get(key, _MISSING)))
+        staged[key] = value
+        self.state_updates += 1
+
+    def delete(self, table: StateTable, key: bytes) -> None:
+        self.put(table, key, None)
+
+    def items(self, table: StateTable) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) of the partition as this transaction sees it (Faust keys too)."""
+        staged = self._staged.get(table, {})
+        for key, value in self._store(table).items():
+            if key not in staged:
+                yield key, value
+        for key, staged_value in staged.items():
+            if staged_value is not None:
+                yield key, staged_value
+
+    def send(self, topic: str, key: bytes | None, value: bytes, partition: int) -> None:
+        """Stage an output record; it becomes visible with the checkpoint that commits it."""
+        self._outputs.append(Output(topic, key, value, partition))
+
+    # --- event brackets ----------------------------------------------------------------------
+
+    def begin_event(self) -> None:
+        self._undo.clear()
+        self._outputs_mark = len(self._outputs)
+
+    def rollback_event(self) -> None:
+        """Undo every write and output staged since `begin_event`."""
+        for staged, key, previous in reversed(self._undo):
+            if previous is _MISSING:
+                del staged[key]
+            else:
+                staged[key] = previous
+        self.state_updates -= len(self._undo)
+        self._undo.clear()
+        del self._outputs[self._outputs_mark :]
+
+    def end_event(self, tp: Any, offset: int) -> None:
+        """The event at `offset` of `tp` is whole: the next checkpoint commits past it."""
+        self._undo.clear()
+        self._offsets[tp] = offset + 1
+
+    # --- checkpoint --------------------------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._offsets or self._outputs or self._staged)
+
+    def take(self) -> Staged:
+        """Hand everything staged to a checkpoint and start empty."""
+        staged = Staged(self._staged, self._outputs, self._offsets)
+        self._staged, self._outputs, self._offsets = {}, [], {}
+        self._undo.clear()
+        self._outputs_mark = 0
+        self.state_updates = 0
+        return staged
+
+
+class Checkpointer:
+    """Owns flush -> produce -> commit -> persist, for every partition this worker owns.
+
+    `producer_for(transactional_id)` gives the partition's transactional producer under
+    exactly_once (started at assignment, which fenced the previous owner); under
+    at_least_once it gives the one shared producer and `commit_offsets` commits the consumer
+    group's offsets.
+    """
+
+    def __init__(
+        self,
+        *,
+        exactly_once: bool,
+        group_id: str,
+        producer_for: Callable[[str], Producer],
+        commit_offsets: Callable[[dict[Any, int]], Awaitable[Any]],
+        on_committed: Callable[[Staged], None] | None = None,
+    ) -> None:
+        self.exactly_once = exactly_once
+        self.group_id = group_id
+        self.producer_for = producer_for
+        self.commit_offsets = commit_offsets
+        self.on_committed = on_committed
+
+    async def checkpoint(self, transactions: Iterable[PartitionTransaction]) -> dict[Any, int]:
+        """Commit what every transaction staged; return the input offsets committed.
+
+        Raises `CheckpointError` when any partition's commit failed (after the others
+        finished): that partition's staged work is gone, RocksDB holds its previous state.
+        """
+        work = [(txn, txn.take()) for txn in transactions if txn.dirty]
+        if not work:
+            return {}
+        offsets: dict[Any, int] = {}
+        for _, staged in work:
+            offsets.update(staged.offsets)
+        if self.exactly_once:
+            results = await asyncio.gather(
+                *(self._commit_transaction(txn, staged) for txn, staged in work),
+                return_exceptions=True,
+            )
+            failed = [
+                (txn.transactional_id, r)
+                for (txn, _), r in zip(work, results, strict=True)
+                if isinstance(r, BaseException)
+            ]
+            if failed:
+                for tid, exc in failed:
+                    log.error("checkpoint of %s failed: %r", tid, exc)
+                raise CheckpointError(f"{len(failed)} of {len(work)} partitions failed to commit")
+            return offsets
+        await self._commit_at_least_once(work, offsets)
+        return offsets
+
+    async def _commit_transaction(self, txn: PartitionTransaction, staged: Staged) -> None:
+        producer = self.producer_for(txn.transactional_id)
+        await producer.begin_transaction()
+        try:
+            last = await _send_all(producer, txn.partition, staged)
+            if staged.offsets:
+                await producer.send_offsets_to_transaction(staged.offsets, self.group_id)
+            await producer.commit_transaction()  # flushes: every send is acked after this
+        except BaseException:
+            with suppress(Exception):
+                await producer.abort_transaction()
+            raise
+        self._persist(txn.partition, staged, {t: f.result().offset for t, f in last.items()})
+
+    async def _commit_at_least_once(
+        self, work: list[tuple[PartitionTransaction, Staged]], offsets: dict[Any, int]
+    ) -> None:
+        pending: list[tuple[PartitionTransaction, Staged, dict[StateTable, Any], list[Any]]] = []
+        try:
+            for txn, staged in work:
+                producer = self.producer_for(txn.transactional_id)
+                futures: list[Any] = []
+                last = await _send_all(producer, txn.partition, staged, futures)
+                pending.append((txn, staged, last, futures))
+            # Every record acked, or the checkpoint fails and no offset moves past it.
+            await asyncio.gather(*(f for *_, futures in pending for f in futures))
+        except Exception as exc:
+            raise CheckpointError(f"a record could not be sent: {exc!r}") from exc
+        if offsets:
+            try:
+                await self.commit_offsets(offsets)
+            except Exception as exc:
+                raise CheckpointError(f"offset commit failed: {exc!r}") from exc
+        for txn, staged, last, _ in pending:
+            self._persist(txn.partition, staged, {t: f.result().offset for t, f in last.items()})
+
+    def _persist(self, partition: int, staged: Staged, offsets: dict[StateTable, int]) -> None:
+        """Kafka has the checkpoint: now RocksDB, one write batch per table partition."""
+        for table, changes in staged.tables.items():
+            if table in offsets:  # a table whose staged writes were all rolled back has none
+                table.store(partition).write(changes, offsets[table])
+        if self.on_committed is not None:
+            self.on_committed(staged)
+
+
+async def _send_all(
+    producer: Producer, partition: int, staged: Staged, futures: list[Any] | None = None
+) -> dict[StateTable, Any]:
+    """Send one changelog record per changed key, then the outputs; return each table's last."""
+    last: dict[StateTable, Any] = {}
+    for table, changes in staged.tables.items():
+        topic = table.changelog_topic
+        fut = None
+        for key, value in changes.items():
+            fut = await producer.send(topic, value, key=key, partition=partition)
+            if futures is not None:
+                futures.append(fut)
+        if fut is not None:
+            last[table] = fut
+    for out in staged.outputs:
+        fut = await producer.send(out.topic, out.value, key=out.key, partition=out.partition)
+        if futures is not None:
+            futures.append(fut)
+    return last
