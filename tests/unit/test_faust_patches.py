@@ -1,0 +1,63 @@
+"""The patches seam against the installed Faust and aiokafka: every private name Vigil relies
+on still exists, and every method Vigil replaces is still there to replace.
+
+An upgrade that renames one fails here, naming it, instead of failing in a running worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+from app import faust_patches
+
+
+def _attribute_exists(cls: type, name: str) -> bool:
+    if hasattr(cls, name):
+        return True
+    # Instance attributes set in __init__ (Faust's consumer bookkeeping).
+    for klass in cls.__mro__:
+        for method in (klass.__dict__.get("__init__"), klass.__dict__.get("_reset_state")):
+            if method is not None and f"self.{name}" in inspect.getsource(method):
+                return True
+    return False
+
+
+@pytest.mark.parametrize(("module", "cls", "name"), faust_patches.PRIVATE_NAMES)
+def test_private_name_still_exists(module, cls, name):
+    klass = getattr(importlib.import_module(module), cls)
+    assert _attribute_exists(klass, name), f"{module}.{cls}.{name} is gone: check the seam"
+
+
+@pytest.mark.parametrize(("module", "cls", "name"), faust_patches.PATCHED)
+def test_patched_method_still_exists(module, cls, name):
+    klass = getattr(importlib.import_module(module), cls)
+    assert callable(getattr(klass, name, None)), f"{module}.{cls}.{name} is gone"
+
+
+def test_install_is_idempotent_and_patches_every_method():
+    faust_patches.install(None)
+    patched = {
+        (m, c, n): getattr(getattr(importlib.import_module(m), c), n)
+        for m, c, n in faust_patches.PATCHED
+    }
+    faust_patches.install(None)
+    for (m, c, n), fn in patched.items():
+        again = getattr(getattr(importlib.import_module(m), c), n)
+        assert again is fn, f"{c}.{n} patched twice"
+        assert getattr(fn, "__vigil__", False), f"{c}.{n} not patched"
+
+
+def test_transactional_id_format_matches_faust():
+    from faust.transport.consumer import TransactionManager
+
+    from app.runtime import transactional_id
+
+    class Tpg:
+        group, partition = 2, 5
+
+    assert TransactionManager.transactional_id_format.format(
+        group_id="vigil", tpg=Tpg
+    ) == transactional_id("vigil", 2, 5)

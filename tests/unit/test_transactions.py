@@ -1,0 +1,339 @@
+"""The commit protocol of `app.transactions`, at each of its failure points.
+
+An in-memory Kafka models what the protocol relies on: a transaction's records and offsets
+become visible together at commit, or never; a record that was not acked fails its send.
+A worker counts events per key (state), emits one output per event, and is crashed, failed
+or restarted at every step of a checkpoint. After each scenario: state (RocksDB + changelog
+tail, as a restart reads it), the committed outputs and the committed offsets agree, i.e.
+every input event is applied exactly once (exactly_once) or at least once (at_least_once),
+and the store is never ahead of Kafka. The live protocol runs on the same classes
+(`app.runtime`), and `tests/e2e` kill real workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pytest
+
+from app.transactions import Checkpointer, CheckpointError, PartitionTransaction
+
+TP = ("input", 0)
+CHANGELOG = "app-counts-changelog"
+OUT = "outputs"
+
+
+class Meta:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+class Crash(BaseException):
+    """The process dies here (like SIGKILL: nothing after it runs)."""
+
+
+class FakeKafka:
+    """Committed logs and group offsets; open transactions are invisible."""
+
+    def __init__(self) -> None:
+        self.logs: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+        self.offsets: dict[Any, int] = {}
+        self.fail: str | None = None  # step at which the next checkpoint fails or crashes
+        self.crash = False
+
+    def _step(self, name: str) -> None:
+        if self.fail == name:
+            self.fail = None
+            if self.crash:
+                raise Crash(name)
+            raise RuntimeError(f"broker refused at {name}")
+
+    def append(self, topic: str, partition: int, key: Any, value: Any) -> int:
+        log = self.logs.setdefault((topic, partition), [])
+        log.append((key, value))
+        return len(log) - 1
+
+    def committed(self, topic: str, partition: int = 0) -> list[tuple[Any, Any]]:
+        return list(self.logs.get((topic, partition), []))
+
+
+class TxnProducer:
+    def __init__(self, kafka: FakeKafka) -> None:
+        self.kafka = kafka
+        self.pending: list[tuple[str, int, Any, Any, asyncio.Future[Any]]] = []
+        self.pending_offsets: dict[Any, int] = {}
+        self.open = False
+
+    async def begin_transaction(self) -> None:
+        assert not self.open, "IN_TRANSACTION -> IN_TRANSACTION"
+        self.open = True
+
+    async def send(self, topic: str, value: Any, key: Any, partition: int) -> Any:
+        self.kafka._step("send")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending.append((topic, partition, key, value, fut))
+        return fut
+
+    async def send_offsets_to_transaction(self, offsets: dict[Any, int], group_id: str) -> None:
+        self.kafka._step("offsets")
+        self.pending_offsets.update(offsets)
+
+    async def commit_transaction(self) -> None:
+        self.kafka._step("commit")
+        for topic, partition, key, value, fut in self.pending:
+            fut.set_result(Meta(self.kafka.append(topic, partition, key, value)))
+        self.kafka.offsets.update(self.pending_offsets)
+        self._reset()
+        self.kafka._step("after-commit")  # committed in Kafka; the worker dies before RocksDB
+
+    async def abort_transaction(self) -> None:
+        for *_, fut in self.pending:
+            fut.cancel()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.pending, self.pending_offsets, self.open = [], {}, False
+
+
+class PlainProducer:
+    """at_least_once: records are appended when sent; a refused one fails its future."""
+
+    def __init__(self, kafka: FakeKafka) -> None:
+        self.kafka = kafka
+
+    async def send(self, topic: str, value: Any, key: Any, partition: int) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.kafka.fail == "send":
+            self.kafka.fail = None
+            fut.set_exception(RuntimeError("delivery timed out"))
+        else:
+            fut.set_result(Meta(self.kafka.append(topic, partition, key, value)))
+        return fut
+
+
+class DictStore:
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.offset: int | None = None
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]:
+        return list(self.data.items())
+
+    def write(self, changes: Mapping[bytes, bytes | None], changelog_offset: int) -> None:
+        for key, value in changes.items():
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
+        self.offset = changelog_offset
+
+
+class Table:
+    name = "counts"
+    changelog_topic = CHANGELOG
+
+    def __init__(self) -> None:
+        self.stores = {0: DictStore()}
+
+    def store(self, partition: int) -> DictStore:
+        return self.stores[partition]
+
+
+class Worker:
+    """Counts events per key; one output per event; checkpoints every `every` events."""
+
+    def __init__(self, kafka: FakeKafka, table: Table, *, exactly_once: bool = True) -> None:
+        self.kafka = kafka
+        self.table = table
+        self.exactly_once = exactly_once
+        producer: Any = TxnProducer(kafka) if exactly_once else PlainProducer(kafka)
+
+        async def commit_offsets(offsets: dict[Any, int]) -> None:
+            kafka._step("offsets")
+            kafka.offsets.update(offsets)
+
+        self.checkpointer = Checkpointer(
+            exactly_once=exactly_once,
+            group_id="app",
+            producer_for=lambda tid: producer,
+            commit_offsets=commit_offsets,
+        )
+        self.restore()
+        self.txn = PartitionTransaction("app-0-0", 0)
+
+    def restore(self) -> None:
+        """What a restart does: the store as it is, plus the changelog after its offset."""
+        store = self.table.store(0)
+        start = store.offset + 1 if store.offset is not None else 0
+        log = self.kafka.committed(CHANGELOG)
+        if start < len(log):
+            store.write(dict(log[start:]), len(log) - 1)
+
+    def handle(self, offset: int, key: bytes, boom: bool = False) -> None:
+        txn = self.txn
+        txn.begin_event()
+        try:
+            count = int(txn.get(self.table, key) or b"0") + 1
+            txn.put(self.table, key, str(count).encode())
+            txn.send(OUT, key, f"{key.decode()}#{count}".encode(), 0)
+            if boom:
+                raise ValueError("detector bug")
+        except ValueError:
+            txn.rollback_event()
+            txn.send("dead-letters", key, str(offset).encode(), 0)
+        txn.end_event(TP, offset)
+
+    async def run(self, events: list[bytes], every: int = 3, boom_at: int = -1) -> None:
+        start = self.kafka.offsets.get(TP, 0)
+        for offset in range(start, len(events)):
+            self.handle(offset, events[offset], boom=offset == boom_at)
+            if (offset + 1) % every == 0:
+                await self.checkpointer.checkpoint([self.txn])
+        await self.checkpointer.checkpoint([self.txn])
+
+
+EVENTS = [k.encode() for k in "abacbbcaab"]
+EXPECTED = {b"a": b"4", b"b": b"4", b"c": b"2"}
+
+
+def outputs(kafka: FakeKafka) -> list[bytes]:
+    return [v for _, v in kafka.committed(OUT)]
+
+
+def assert_exactly_once(kafka: FakeKafka, table: Table) -> None:
+    restarted = Worker(kafka, table)  # a restart reads the changelog tail
+    assert table.store(0).data == EXPECTED
+    assert sorted(outputs(kafka)) == sorted(
+        f"{k}#{n}".encode()
+        for k, total in {"a": 4, "b": 4, "c": 2}.items()
+        for n in range(1, total + 1)
+    )
+    assert kafka.offsets[TP] == len(EVENTS)
+    assert restarted.txn.dirty is False
+
+
+async def test_uninterrupted_run_commits_one_changelog_record_per_changed_key():
+    kafka, table = FakeKafka(), Table()
+    await Worker(kafka, table).run(EVENTS, every=5)
+    assert_exactly_once(kafka, table)
+    # 10 updates, but per checkpoint only each key's latest value: a,b,c then c,b,a.
+    assert len(kafka.committed(CHANGELOG)) == 6
+    assert table.store(0).offset == 5
+
+
+async def test_handler_exception_stages_nothing_and_dead_letters_the_record():
+    kafka, table = FakeKafka(), Table()
+    await Worker(kafka, table).run(EVENTS, boom_at=2)  # the second "a" fails half way
+    assert table.store(0).data == {b"a": b"3", b"b": b"4", b"c": b"2"}
+    assert b"a#4" not in outputs(kafka)
+    assert kafka.committed("dead-letters") == [(b"a", b"2")]
+    assert kafka.offsets[TP] == len(EVENTS)
+
+
+@pytest.mark.parametrize("step", ["send", "offsets", "commit"])
+async def test_failed_transaction_leaves_store_and_kafka_at_the_last_checkpoint(step):
+    kafka, table = FakeKafka(), Table()
+    worker = Worker(kafka, table)
+    for offset in range(3):
+        worker.handle(offset, EVENTS[offset])
+    await worker.checkpointer.checkpoint([worker.txn])
+    before = (dict(table.store(0).data), kafka.committed(OUT), dict(kafka.offsets))
+    for offset in range(3, 6):
+        worker.handle(offset, EVENTS[offset])
+    kafka.fail = step
+    with pytest.raises(CheckpointError):
+        await worker.checkpointer.checkpoint([worker.txn])
+    assert (table.store(0).data, kafka.committed(OUT), kafka.offsets) == before
+    # The worker exits; its restart resumes from what Kafka committed.
+    await Worker(kafka, table).run(EVENTS)
+    assert_exactly_once(kafka, table)
+
+
+@pytest.mark.parametrize("step", ["send", "offsets", "commit"])
+async def test_crash_before_the_kafka_commit(step):
+    kafka, table = FakeKafka(), Table()
+    kafka.fail, kafka.crash = step, True
+    worker = Worker(kafka, table)
+    with pytest.raises((Crash, CheckpointError)):
+        await worker.run(EVENTS, every=4)
+    assert table.store(0).data == {}  # the first checkpoint died: nothing reached RocksDB
+    await Worker(kafka, table).run(EVENTS)  # the next owner's producer aborted it
+    assert_exactly_once(kafka, table)
+
+
+async def test_crash_after_the_kafka_commit_before_the_rocksdb_write():
+    kafka, table = FakeKafka(), Table()
+    worker = Worker(kafka, table)
+    await worker.run(EVENTS[:4], every=4)
+    kafka.fail, kafka.crash = "after-commit", True
+    for offset in range(4, 8):
+        worker.handle(offset, EVENTS[offset])
+    with pytest.raises((Crash, CheckpointError)):
+        await worker.checkpointer.checkpoint([worker.txn])
+    assert table.store(0).data == {b"a": b"2", b"b": b"1", b"c": b"1"}  # behind Kafka
+    await Worker(kafka, table).run(EVENTS)  # the restart reads the changelog tail first
+    assert_exactly_once(kafka, table)
+
+
+async def test_revoke_with_an_open_transaction_drops_it_and_the_next_owner_redoes_it():
+    kafka, table = FakeKafka(), Table()
+    worker = Worker(kafka, table)
+    await worker.run(EVENTS[:3], every=3)
+    for offset in range(3, 7):
+        worker.handle(offset, EVENTS[offset])
+    worker.txn.take()  # revoked, its checkpoint refused: the staged work is dropped
+    assert kafka.offsets[TP] == 3
+    await Worker(kafka, table).run(EVENTS)  # the new owner starts at the committed offset
+    assert_exactly_once(kafka, table)
+
+
+async def test_at_least_once_failed_send_commits_no_offset_and_no_state():
+    kafka, table = FakeKafka(), Table()
+    worker = Worker(kafka, table, exactly_once=False)
+    for offset in range(4):
+        worker.handle(offset, EVENTS[offset])
+    kafka.fail = "send"
+    with pytest.raises(CheckpointError):
+        await worker.checkpointer.checkpoint([worker.txn])
+    assert TP not in kafka.offsets
+    assert table.store(0).data == {}
+    await Worker(kafka, table, exactly_once=False).run(EVENTS)
+    # Everything is applied; the events before the failure were sent twice at most.
+    assert kafka.offsets[TP] == len(EVENTS)
+    assert set(outputs(kafka)) >= {b"a#4", b"b#4", b"c#2"}
+
+
+async def test_at_least_once_offset_commit_failure_keeps_the_store_behind():
+    kafka, table = FakeKafka(), Table()
+    worker = Worker(kafka, table, exactly_once=False)
+    for offset in range(4):
+        worker.handle(offset, EVENTS[offset])
+    kafka.fail = "offsets"
+    with pytest.raises(CheckpointError):
+        await worker.checkpointer.checkpoint([worker.txn])
+    assert table.store(0).data == {}
+    assert TP not in kafka.offsets
+
+
+def test_reads_see_staged_writes_and_items_overlay_the_store():
+    table = Table()
+    table.store(0).write({b"x": b"1", b"y": b"2"}, 0)
+    txn = PartitionTransaction("t", 0)
+    txn.begin_event()
+    txn.put(table, b"x", b"10")
+    txn.delete(table, b"y")
+    txn.put(table, b"z", b"3")
+    txn.end_event(TP, 0)
+    assert txn.get(table, b"x") == b"10"
+    assert txn.get(table, b"y") is None
+    assert dict(txn.items(table)) == {b"x": b"10", b"z": b"3"}
+    txn.begin_event()
+    txn.put(table, b"x", b"11")
+    txn.rollback_event()
+    assert txn.get(table, b"x") == b"10"
+    assert table.store(0).data == {b"x": b"1", b"y": b"2"}  # nothing reached the store
