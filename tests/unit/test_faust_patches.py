@@ -20,7 +20,11 @@ def _attribute_exists(cls: type, name: str) -> bool:
     # Instance attributes set in __init__ (Faust's consumer bookkeeping).
     for klass in cls.__mro__:
         for method in (klass.__dict__.get("__init__"), klass.__dict__.get("_reset_state")):
-            if method is not None and f"self.{name}" in inspect.getsource(method):
+            try:
+                source = inspect.getsource(method) if method is not None else ""
+            except (TypeError, OSError):  # a C-level __init__ (object's): no source
+                continue
+            if f"self.{name}" in source:
                 return True
     return False
 
