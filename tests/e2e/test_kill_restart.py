@@ -77,6 +77,32 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(deployment, tmp_path):
         # (each restart processes from the last committed offset; the store catches up from
         # the changelog, aborted transactions are invisible)
 
+    _assert_like_replay(deployment, tmp_path, records)
+
+
+#: How long a worker may take to stop cleanly on SIGTERM under load (the README's grace).
+STOP_GRACE_S = 60
+
+
+def test_sigterm_under_load_commits_and_the_restart_loses_nothing(deployment, tmp_path):
+    records = _records()
+    topic = deployment.topics["transactions"]
+    worker = deployment.worker().start().wait_ready()
+    deployment.produce(records)
+    _wait_processed(worker, topic, N * 0.3)
+    started = time.monotonic()
+    code = worker.stop(timeout=STOP_GRACE_S)  # SIGTERM while events flow
+    stopped_in = time.monotonic() - started
+    assert code == 0, f"exit {code} after SIGTERM:\n{worker.tail()}"
+    assert "checkpoint failed" not in worker.tail(400)
+    worker = deployment.worker().start().wait_ready()  # same store dir
+    _assert_like_replay(deployment, tmp_path, records)
+    # The stop committed what it had processed: the restart did only the rest.
+    assert _processed(worker, topic) <= N * 0.71
+    print(f"SIGTERM under load: stopped cleanly in {stopped_in:.1f} s")
+
+
+def _assert_like_replay(deployment, tmp_path, records):
     src = tmp_path / "input.jsonl"
     src.write_bytes(
         b"\n".join(
