@@ -74,6 +74,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(deployment, tmp_path):
         _wait_processed(worker, topic, N * fraction)
         worker.kill()  # SIGKILL: no shutdown, no commit
         worker = deployment.worker().start().wait_ready()  # same store dir, like a pod restart
+        _assert_restored_only_the_tail(deployment, worker)
         # (each restart processes from the last committed offset; the store catches up from
         # the changelog, aborted transactions are invisible)
 
@@ -100,6 +101,17 @@ def test_sigterm_under_load_commits_and_the_restart_loses_nothing(deployment, tm
     # The stop committed what it had processed: the restart did only the rest.
     assert _processed(worker, topic) <= N * 0.71
     print(f"SIGTERM under load: stopped cleanly in {stopped_in:.1f} s")
+
+
+def _assert_restored_only_the_tail(deployment, worker):
+    """The restart kept its store (no wipe) and read only the changelog's committed tail."""
+    found = re.findall(r"bulk restore: (\d+) changelog records", worker.log_path.read_text())
+    assert found, worker.tail()
+    tail = int(found[-1])
+    changelog = f"{deployment.env['VIGIL_APP_ID']}-cards-changelog"
+    total = deployment.end_offsets(changelog)
+    print(f"restart after SIGKILL read {tail} of {total} changelog offsets")
+    assert tail * 2 <= total, f"read {tail} of {total}: a rebuild, not the tail"
 
 
 def _assert_like_replay(deployment, tmp_path, records):
