@@ -80,6 +80,8 @@ async def run(
             await gate.wait_open()
         message = event.message
         txn = for_source(message.topic, message.partition)
+        if txn.halted:  # Kafka refused its last checkpoint: redone after the rebalance
+            continue
         txn.begin_event()
         try:
             handle(txn, message)

@@ -32,6 +32,7 @@ transactions = PartitionTransactions(
     app,
     exactly_once=settings.processing_guarantee == "exactly_once",
     client_kwargs=settings.kafka_client_kwargs(),
+    halt_timeout_s=settings.session_timeout_s,
 )
 faust_patches.install(transactions)
 recovery.install(settings.kafka_client_kwargs())

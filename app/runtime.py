@@ -28,6 +28,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -42,8 +43,8 @@ from app.transactions import (
 
 log = logging.getLogger(__name__)
 
-#: Exit code of a worker whose checkpoint Kafka refused outside a rebalance (it restarts and
-#: resumes from what Kafka committed; RocksDB never got the refused work).
+#: Exit code of a worker whose partitions stayed halted after a refused checkpoint (it
+#: restarts and resumes from what Kafka committed; RocksDB never got the refused work).
 EXIT_CHECKPOINT_FAILED = 3
 
 
@@ -137,8 +138,17 @@ class Gate:
 class PartitionTransactions:
     """Every owned partition's transaction, and the checkpoint that commits them."""
 
-    def __init__(self, app: Any, *, exactly_once: bool, client_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        exactly_once: bool,
+        client_kwargs: dict[str, Any],
+        halt_timeout_s: float = 60.0,
+    ) -> None:
         self.app = app
+        self.halt_timeout_s = halt_timeout_s
+        self._halted_since: float | None = None
         self.exactly_once = exactly_once
         self.client_kwargs = client_kwargs
         self.gate = Gate()
@@ -191,31 +201,58 @@ class PartitionTransactions:
     async def checkpoint(self) -> dict[Any, int]:
         """Commit every partition's staged work; return the input offsets committed.
 
-        Inside a rebalance a failed checkpoint only drops the staged work (Faust seeks every
-        assigned partition to its committed offset afterwards). Outside one, the worker
-        cannot go on consuming past work Kafka refused: it exits (EXIT_CHECKPOINT_FAILED)
-        and its restart resumes from what Kafka committed.
+        A checkpoint Kafka refuses leaves RocksDB and Kafka at the previous one; this worker
+        cannot go on past the refused work, so the partitions it covered are *halted*: their
+        events are skipped, uncommitted, until the next rebalance, after which Faust seeks every
+        assigned partition back to its committed offset. A fenced zombie (its group session
+        lapsed and another worker took its partitions) gets that rebalance as soon as it learns
+        it left the group. If no rebalance comes within a session timeout, the worker exits
+        (EXIT_CHECKPOINT_FAILED) and its restart resumes from what Kafka committed; meanwhile
+        `/readyz` says it is not ready.
         """
         async with self.gate.closed_for_checkpoint():
-            txns = [t for t in self._by_tid.values() if t.dirty]
+            self._exit_if_halted_too_long()
+            txns = [t for t in self._by_tid.values() if t.dirty and not t.halted]
             try:
                 if txns and not self.exactly_once:
                     await self.start()
                 return await self.checkpointer.checkpoint(txns)
             except CheckpointError as exc:
+                log.error(
+                    "checkpoint refused (%s): %d partitions halted until the next rebalance",
+                    exc,
+                    len(txns),
+                )
                 self._broken.update(t.transactional_id for t in txns)
-                if self.app.rebalancing or getattr(self.app, "should_stop", False):
-                    log.warning("checkpoint failed during a rebalance: %s; work dropped", exc)
-                    self.drop_all()
-                    return {}
-                log.critical("checkpoint failed: %s; exiting so the restart resumes", exc)
-                sys.stderr.flush()
-                os._exit(EXIT_CHECKPOINT_FAILED)
+                for txn in txns:
+                    txn.halted = True
+                if self._halted_since is None:
+                    self._halted_since = time.monotonic()
+                return {}
+
+    def _exit_if_halted_too_long(self) -> None:
+        since = self._halted_since
+        if since is None or self.app.rebalancing:
+            return
+        if time.monotonic() - since > self.halt_timeout_s:
+            log.critical(
+                "partitions halted for %.0f s after a refused checkpoint and no rebalance "
+                "came: exiting so the restart resumes from what Kafka committed",
+                time.monotonic() - since,
+            )
+            sys.stderr.flush()
+            os._exit(EXIT_CHECKPOINT_FAILED)
+
+    @property
+    def healthy(self) -> bool:
+        """False while partitions are halted after a refused checkpoint."""
+        return self._halted_since is None
 
     def drop_all(self) -> None:
         """Forget every partition's transaction (staged work included): after a rebalance."""
         self._by_source.clear()
         self._by_tid.clear()
+        self._halted_since = None
 
     def _count(self, staged: Staged) -> None:
         self.checkpoints += 1

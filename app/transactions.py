@@ -136,6 +136,7 @@ class PartitionTransaction:
         "_staged",
         "_stores",
         "_undo",
+        "halted",
         "partition",
         "state_updates",
         "transactional_id",
@@ -152,6 +153,9 @@ class PartitionTransaction:
         self._stores: dict[StateTable, TableStore] = {}
         #: Table writes staged since the last checkpoint (several may hit one key).
         self.state_updates = 0
+        #: Set when Kafka refused this partition's checkpoint: its events are skipped (not
+        #: staged, not committed) until a rebalance hands the partition out afresh.
+        self.halted = False
 
     # --- reads and writes of a handler -------------------------------------------------------
 

@@ -1,0 +1,72 @@
+"""`app.runtime.PartitionTransactions`: a refused checkpoint halts its partitions (nothing is
+committed past it) until a rebalance, and a halt no rebalance ends makes the worker exit."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from app import runtime
+from app.runtime import PartitionTransactions, transactional_id
+
+
+class RefusingProducer:
+    async def begin_transaction(self) -> None: ...
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("ProducerFenced")
+
+    async def abort_transaction(self) -> None: ...
+
+
+def _runtime(halt_timeout_s: float = 60.0) -> PartitionTransactions:
+    app = SimpleNamespace(
+        conf=SimpleNamespace(id="app"),
+        assignor=SimpleNamespace(group_for_topic=lambda topic: 0),
+        rebalancing=False,
+    )
+    txns = PartitionTransactions(
+        app, exactly_once=True, client_kwargs={}, halt_timeout_s=halt_timeout_s
+    )
+    txns._producers[transactional_id("app", 0, 1)] = RefusingProducer()
+    return txns
+
+
+async def test_refused_checkpoint_halts_the_partition_until_a_rebalance():
+    txns = _runtime()
+    txn = txns.for_source("input", 1)
+    txn.begin_event()
+    txn.send("out", b"k", b"v", 1)
+    txn.end_event(("input", 1), 41)
+    assert await txns.checkpoint() == {}
+    assert txn.halted and not txns.healthy
+    assert txns.for_source("input", 1) is txn  # its events are skipped from now on
+    txns.drop_all()  # the rebalance: Faust seeks the partition back to its committed offset
+    assert txns.healthy
+    assert not txns.for_source("input", 1).halted
+
+
+async def test_a_halt_that_no_rebalance_ends_exits_the_worker(monkeypatch):
+    exits: list[int] = []
+    monkeypatch.setattr(runtime.os, "_exit", lambda code: exits.append(code))
+    txns = _runtime(halt_timeout_s=0.0)
+    txn = txns.for_source("input", 1)
+    txn.end_event(("input", 1), 1)
+    await txns.checkpoint()
+    assert exits == []
+    await txns.checkpoint()  # the next checkpoint finds the halt older than the timeout
+    assert exits == [runtime.EXIT_CHECKPOINT_FAILED]
+
+
+@pytest.mark.parametrize("rebalancing", [True])
+async def test_no_exit_while_a_rebalance_is_under_way(monkeypatch, rebalancing):
+    exits: list[int] = []
+    monkeypatch.setattr(runtime.os, "_exit", lambda code: exits.append(code))
+    txns = _runtime(halt_timeout_s=0.0)
+    txns.for_source("input", 1).end_event(("input", 1), 1)
+    await txns.checkpoint()
+    txns.app.rebalancing = rebalancing
+    await txns.checkpoint()
+    assert exits == []
