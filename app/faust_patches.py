@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -51,6 +52,7 @@ PRIVATE_NAMES: tuple[tuple[str, str, str], ...] = (
     ("faust.transport.consumer", "ThreadDelegateConsumer", "_thread"),
     ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "_highwaters"),
     ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "_ensure_consumer"),
+    ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "tp_last_committed_at"),
     ("faust.stores.rocksdb", "Store", "_db_for_partition"),
     ("faust.stores.rocksdb", "Store", "offset_key"),
     ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_coordinator"),
@@ -149,6 +151,9 @@ def _transactional_id(app: Any, tp: Any) -> str:
 def _after_commit(consumer: Any, offsets: dict[Any, int]) -> None:
     """Faust's bookkeeping after a commit: committed offsets (lag, acks) and spent acks."""
     consumer._committed_offset.update(offsets)
+    # Faust's stalled-partition check reads this (it warns of partitions "not committed").
+    now = time.monotonic()
+    consumer._thread.tp_last_committed_at.update({tp: now for tp in offsets})
     for tp, acked in consumer._acked.items():
         acked.clear()
         consumer._acked_index[tp].clear()

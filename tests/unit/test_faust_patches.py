@@ -15,11 +15,15 @@ from app import faust_patches
 
 
 def _attribute_exists(cls: type, name: str) -> bool:
-    if hasattr(cls, name):
+    if hasattr(cls, name) or any(name in vars(k).get("__annotations__", {}) for k in cls.__mro__):
         return True
     # Instance attributes set in __init__ (Faust's consumer bookkeeping).
     for klass in cls.__mro__:
-        for method in (klass.__dict__.get("__init__"), klass.__dict__.get("_reset_state")):
+        for method in (
+            klass.__dict__.get("__init__"),
+            klass.__dict__.get("__post_init__"),
+            klass.__dict__.get("_reset_state"),
+        ):
             try:
                 source = inspect.getsource(method) if method is not None else ""
             except (TypeError, OSError):  # a C-level __init__ (object's): no source
