@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from collections.abc import Sequence
 
 from app.exceptions import BrokerUnavailable, ConfigError
@@ -31,8 +30,11 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from app.store_guard import prepare_store
     from app.topics_admin import ensure_topics
 
+    # Before any connection: a store dir holding another app's state stops the start (exit 2).
+    prepare_store(settings.store_dir, settings.app_id)
     if settings.create_topics:
         try:
             created = asyncio.run(ensure_topics(settings))
@@ -42,22 +44,6 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             print(f"vigil: created topics {', '.join(created)}", file=sys.stderr)
 
     from faust.worker import Worker
-
-    from app.store_guard import (
-        last_write,
-        mark_clean,
-        prepare_store,
-        remembered_transactional_ids,
-    )
-
-    previous_ids = remembered_transactional_ids(settings.store_dir)
-    died_recently = time.time() - last_write(settings.store_dir) < settings.session_timeout_s
-    if prepare_store(settings.store_dir):
-        print("vigil: unclean stop before: tables rebuilt from changelogs", file=sys.stderr)
-        if settings.processing_guarantee == "exactly_once" and died_recently:
-            from app.exactly_once import fence_previous_transactions
-
-            asyncio.run(fence_previous_transactions(settings.kafka_client_kwargs(), previous_ids))
 
     if settings.event_loop == "uvloop":
         # Faust's per-event machinery is mostly event-loop work: uvloop's loop does it for
@@ -69,12 +55,7 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from app.main import app
 
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
-    try:
-        worker.execute_from_commandline()  # exits the process via sys.exit
-    except SystemExit as exc:
-        if exc.code in (0, None):
-            mark_clean(settings.store_dir)
-        raise
+    worker.execute_from_commandline()  # exits the process via sys.exit
     return 0
 
 

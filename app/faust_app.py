@@ -15,6 +15,7 @@ from faust.sensors import Monitor
 from faust.types import TP, EventT, Message, StreamT, TopicT
 
 from app.settings import Settings
+from app.store_guard import vigil_dir
 
 MIB = 1024 * 1024
 DISCOVER = ("tables", "agents")  # the packages the worker scans for tables and agents
@@ -145,7 +146,9 @@ def create_app(settings: Settings) -> faust.App:
         broker=settings.broker,
         broker_credentials=broker_credentials,
         store="rocksdb://",
-        datadir=str(settings.store_dir),
+        # Vigil's own subdirectory of the store dir (app.store_guard); Faust formats the path
+        # with its settings (`{conf.name}`), so braces in a real path are escaped.
+        datadir=str(vigil_dir(settings.store_dir)).replace("{", "{{").replace("}", "}}"),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

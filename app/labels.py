@@ -56,10 +56,16 @@ def label_value(feedback: Feedback) -> bytes:
 class LabelFollower:
     """Follows the labels topic on every worker and answers `PlaceLookup` queries.
 
-    `caught_up` is set once the follower has applied everything that was committed when it
-    started: the fraud agent waits for it so a restarted worker never judges a transaction
-    with half its labels.
+    `caught_up` is set while the index being served holds everything that was committed when
+    the current read of the topic started: the fraud agent waits for it so a worker never
+    judges a transaction with half its labels, and the worker is not ready without it. After
+    an error the follower reads the topic again from the beginning into a new index: meanwhile
+    `caught_up` is clear and queries keep being answered from the previous, complete index;
+    the new one replaces it once it has caught up.
     """
+
+    #: Seconds between a failed read of the topic and the next one.
+    restart_delay_s = 1.0
 
     def __init__(
         self,
@@ -79,24 +85,22 @@ class LabelFollower:
         self.metrics = metrics
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
+        #: The index queries read: always one whose read of the topic had caught up (or the
+        #: empty one before the first catch-up, while `caught_up` is clear).
         self.feedback = InMemoryFeedback(config)
         self.caught_up = asyncio.Event()
+        #: Records applied to the index being served.
         self.applied = 0
+        self.rebuilds = 0  # reads of the topic started after the first (after errors)
 
     def fraud_label_times(self, place: str) -> Collection[int]:
         """PlaceLookup: feedback ts of each txn labelled fraud at `place`."""
         return self.feedback.places.fraud_label_times(place)
 
     def apply(self, value: bytes | None) -> None:
-        """Apply one record of the labels topic (skipping anything unreadable, loudly)."""
-        if value is None:
-            return
-        try:
-            self.feedback.process(feedback_from(orjson.loads(value)))
-        except (DecodeError, orjson.JSONDecodeError) as exc:  # written by us: a bug if seen
-            log.error("skipping unreadable fraud label %r: %s", value[:200], exc)
-            return
-        self.applied += 1
+        """Apply one record of the labels topic to the index being served."""
+        if _apply(self.feedback, value):
+            self.applied += 1
 
     async def run(self) -> None:
         """Follow the topic forever (a background task of the worker); restart on errors.
@@ -110,11 +114,15 @@ class LabelFollower:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("fraud-label follower failed; restarting in 1 s")
-                await asyncio.sleep(1.0)
+                log.exception(
+                    "fraud-label follower failed; reading the labels again in %.0f s "
+                    "(the current index keeps answering meanwhile)",
+                    self.restart_delay_s,
+                )
+                await asyncio.sleep(self.restart_delay_s)
 
-    async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(
+    def _new_consumer(self) -> Any:
+        return AIOKafkaConsumer(
             **self.client_kwargs,
             bootstrap_servers=self.bootstrap_servers,
             group_id=None,
@@ -122,6 +130,27 @@ class LabelFollower:
             isolation_level="read_committed",
             auto_offset_reset="earliest",
         )
+
+    def _start_rebuild(self) -> InMemoryFeedback:
+        """A new read of the topic begins: not caught up until it is; a fresh index to fill."""
+        if self.caught_up.is_set() or self.applied:
+            self.rebuilds += 1
+            log.warning("fraud labels: rebuilding the index from the beginning of the topic")
+        self.caught_up.clear()
+        return InMemoryFeedback(self.config)
+
+    def _serve(self, index: InMemoryFeedback, applied: int) -> None:
+        """The index has caught up with the topic: answer from it from now on."""
+        self.feedback = index
+        self.applied = applied
+        if self.metrics is not None:
+            self.metrics.set_table_keys("fraud-labels", len(index.records))
+        log.info("fraud labels caught up: %d records applied", applied)
+        self.caught_up.set()
+
+    async def _follow(self) -> None:
+        consumer = self._new_consumer()
+        index = self._start_rebuild()
         await consumer.start()
         try:
             # Vigil creates the labels topic with VIGIL_PARTITIONS partitions; taking the count
@@ -131,23 +160,36 @@ class LabelFollower:
             await consumer.seek_to_beginning(*tps)
             end = await consumer.end_offsets(tps)
             pending = {tp for tp in tps if end[tp] > 0}
-            self.feedback = InMemoryFeedback(self.config)  # a restart re-reads everything
-            self.applied = 0
+            applied = 0
             if not pending:
-                self.caught_up.set()
+                self._serve(index, applied)
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=5000)
                 for records in batches.values():
                     for record in records:
-                        self.apply(record.value)
-                if batches and self.metrics is not None:
-                    self.metrics.set_table_keys("fraud-labels", len(self.feedback.records))
-                if pending:
-                    for tp in list(pending):
-                        if await consumer.position(tp) >= end[tp]:
-                            pending.discard(tp)
-                    if not pending:
-                        log.info("fraud labels caught up: %d records applied", self.applied)
-                        self.caught_up.set()
+                        if _apply(index, record.value):
+                            applied += 1
+                if not pending:  # serving `index`: keep the count and gauge current
+                    self.applied = applied
+                    if batches and self.metrics is not None:
+                        self.metrics.set_table_keys("fraud-labels", len(index.records))
+                    continue
+                for tp in list(pending):
+                    if await consumer.position(tp) >= end[tp]:
+                        pending.discard(tp)
+                if not pending:
+                    self._serve(index, applied)
         finally:
             await consumer.stop()
+
+
+def _apply(index: InMemoryFeedback, value: bytes | None) -> bool:
+    """Apply one record of the labels topic to `index`; False when skipped (loudly if bad)."""
+    if value is None:
+        return False
+    try:
+        index.process(feedback_from(orjson.loads(value)))
+    except (DecodeError, orjson.JSONDecodeError) as exc:  # written by us: a bug if seen
+        log.error("skipping unreadable fraud label %r: %s", value[:200], exc)
+        return False
+    return True

@@ -49,7 +49,10 @@ class Settings(BaseSettings):
         1, ge=1, le=16, description="Replication of topics Vigil creates (use 3 in production)."
     )
     create_topics: bool = Field(True, description="Create missing topics at start-up.")
-    store_dir: Path = Field(Path("var/vigil-data"), description="Where RocksDB tables live.")
+    store_dir: Path = Field(
+        Path("var/vigil-data"),
+        description="Local state (RocksDB tables) goes in its subdirectory `vigil/`.",
+    )
     web_port: int = Field(6066, ge=1, le=65535, description="HTTP port: /metrics, /healthz.")
     web_bind: str = Field("0.0.0.0", description="Address the HTTP server binds.")
     session_timeout_s: float = Field(
