@@ -23,9 +23,7 @@ metrics = VigilMetrics(
     input_topics=INPUT_TOPICS, tables=("cards", "carts", "cart-clocks", "fraud-labels")
 )
 
-observe.install(
-    app, metrics, settings.topic_cart_events, frozenset(INPUT_TOPICS), settings.store_dir
-)
+observe.install(app, metrics, settings.topic_cart_events, frozenset(INPUT_TOPICS))
 
 #: Every owned partition's staged state and outputs, committed at each checkpoint.
 transactions = PartitionTransactions(
@@ -35,6 +33,9 @@ transactions = PartitionTransactions(
     halt_timeout_s=settings.session_timeout_s,
 )
 faust_patches.install(transactions)
+observe.add_readiness_check(
+    app, "no partition halted by a refused checkpoint", lambda: transactions.healthy
+)
 recovery.install(settings.kafka_client_kwargs())
 
 

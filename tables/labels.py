@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app import observe
 from app.faust_app import FRAUD_LABELS_TOPIC_SUFFIX, internal_topic
 from app.labels import LabelFollower
 from app.main import app, metrics, settings
@@ -14,6 +15,9 @@ labels = LabelFollower(
     partitions=settings.partitions,
     client_kwargs=settings.kafka_client_kwargs(),
 )
+
+# A worker that has not caught up with the labels holds its transactions: not ready.
+observe.add_readiness_check(app, "fraud labels caught up", labels.caught_up.is_set)
 
 
 @app.task
