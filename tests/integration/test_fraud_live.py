@@ -46,9 +46,11 @@ def _replay(deployment, records, tmp_path):
     return [orjson.loads(line)["value"] for line in out]
 
 
-def test_live_alerts_equal_replay_across_a_restart(deployment, tmp_path):
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+def test_live_alerts_equal_replay_across_a_restart(deployment, tmp_path, guarantee):
     feedback = feedback_records()
     first, second = fraud_story()
+    deployment.env["VIGIL_PROCESSING_GUARANTEE"] = guarantee
 
     worker = deployment.worker().start().wait_ready()
     deployment.produce(feedback)
