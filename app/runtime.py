@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 #: restarts and resumes from what Kafka committed; RocksDB never got the refused work).
 EXIT_CHECKPOINT_FAILED = 3
 
+#: Kafka aborts a transaction open longer than this (the broker checks every 10 s).
+TRANSACTION_TIMEOUT_MS = 15_000
+
 
 def transactional_id(app_id: str, group: int, partition: int) -> str:
     """The one place Faust's transactional-id format lives (`<app_id>-<group>-<partition>`).
@@ -306,6 +309,11 @@ class PartitionTransactions:
         producer = AIOKafkaProducer(
             **self.client_kwargs,
             transactional_id=tid,
+            # A killed worker's open transaction holds back every read_committed reader of its
+            # partitions (outputs, labels, changelogs) until its next owner fences it or the
+            # broker aborts it at this timeout: short, since a checkpoint's transaction lasts
+            # only from its first send to its commit (well under a second).
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
