@@ -5,7 +5,9 @@ COPY pyproject.toml README.md ./
 COPY app ./app
 COPY agents ./agents
 COPY tables ./tables
-RUN pip install --no-cache-dir --prefix=/install .
+# The developer tools (local Kafka, traffic generator, demo) stay out of the worker image
+# (tests/unit/test_image_install.py runs this step and lists what it installs).
+RUN rm -rf app/devtools && pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim-bookworm
 RUN useradd --create-home --uid 10001 vigil \
@@ -13,8 +15,8 @@ RUN useradd --create-home --uid 10001 vigil \
 COPY --from=build /install /usr/local
 USER vigil
 WORKDIR /home/vigil
-# RocksDB tables live on a volume so a restarted container keeps them (a clean stop leaves a
-# marker; after a crash they are rebuilt from the changelogs).
+# RocksDB tables live on a volume so a restarted container keeps them (they only ever hold
+# committed state: after a crash too, the worker reads only the changelog tail).
 ENV VIGIL_STORE_DIR=/var/lib/vigil \
     VIGIL_WEB_PORT=6066 \
     PYTHONUNBUFFERED=1

@@ -1,4 +1,4 @@
 """Vigil's Faust agents: thin glue (decode, look up state, call the detector, emit).
 
-Discovered by the worker (`app.faust_app.DISCOVER`); `app/` never imports this package.
+Discovered by the worker (`app.runtime.faust_app.DISCOVER`); `app/` never imports this package.
 """

@@ -21,11 +21,11 @@ from agents import outputs
 from app.cart.engine import CartEngine
 from app.cart.machine import CartOutput
 from app.cart.state import CartState, CartStateError
-from app.faust_app import TICKS_TOPIC_SUFFIX, internal_topic
-from app.intake import CART_EVENTS, Rejected
-from app.main import app, metrics, settings, topics, transactions
-from app.timeutil import now_ms, parse_ts
-from app.transactions import FAUST_KEY_PREFIX, PartitionTransaction
+from app.contract.intake import CART_EVENTS, Rejected
+from app.contract.timeutil import now_ms, parse_ts
+from app.runtime.faust_app import TICKS_TOPIC_SUFFIX, internal_topic
+from app.runtime.service import app, metrics, settings, topics, transactions
+from app.runtime.transactions import FAUST_KEY_PREFIX, PartitionTransaction
 from tables.carts import cart_clocks, carts
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Fraud feedback in: decode, then publish the label to every worker (see `app.labels`)."""
+"""Fraud feedback in: decode, then publish the label to every worker (see `app.runtime.labels`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from time import perf_counter
 from faust.types import Message, StreamT
 
 from agents import outputs
-from app.intake import FEEDBACK, Rejected
-from app.labels import label_value
-from app.main import app, metrics, settings, topics
-from app.transactions import PartitionTransaction
+from app.contract.intake import FEEDBACK, Rejected
+from app.runtime.labels import label_value
+from app.runtime.service import app, metrics, settings, topics
+from app.runtime.transactions import PartitionTransaction
 
 TOPIC = settings.topic_feedback
 LABELS = topics.fraud_labels.get_topic_name()

@@ -7,12 +7,12 @@ from time import perf_counter
 from faust.types import Message, StreamT
 
 from agents import outputs
+from app.contract.intake import TRANSACTIONS, Rejected
+from app.contract.timeutil import now_ms
 from app.detect.fraud import FraudDetector
 from app.detect.state import CardState
-from app.intake import TRANSACTIONS, Rejected
-from app.main import app, metrics, settings, topics, transactions
-from app.timeutil import now_ms
-from app.transactions import PartitionTransaction
+from app.runtime.service import app, metrics, settings, topics, transactions
+from app.runtime.transactions import PartitionTransaction
 from tables.cards import cards
 from tables.labels import labels
 

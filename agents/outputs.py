@@ -1,11 +1,11 @@
 """The agents' loop and what a handler writes: state and outputs staged in its partition's
-transaction (`app.transactions`), dead letters for what cannot be processed.
+transaction (`app.runtime.transactions`), dead letters for what cannot be processed.
 
 A handler is synchronous: decode, read state, detect, stage the new state and the outputs.
 The loop brackets it as one event of the partition's transaction: a handler that raises has
 what it staged rolled back and its record dead-lettered as `internal error: ...`, so one
 poisoned record neither stops the partition nor leaves half its changes behind. Everything is
-sent at the next checkpoint (`app.runtime`), in the partition's Kafka transaction.
+sent at the next checkpoint (`app.runtime.partitions`), in the partition's Kafka transaction.
 
 Outputs go to the same partition number as the input record. Output topics have the same
 partition count and the default partitioner hashes the same key, so this is where the key
@@ -22,11 +22,11 @@ from typing import Any
 import orjson
 from faust.types import Message, StreamT, TopicT
 
-from app.deadletters import dead_letter
-from app.intake import Rejected
-from app.main import metrics, topics, transactions
-from app.timeutil import now_ms
-from app.transactions import PartitionTransaction
+from app.contract.deadletters import dead_letter
+from app.contract.intake import Rejected
+from app.contract.timeutil import now_ms
+from app.runtime.service import metrics, topics, transactions
+from app.runtime.transactions import PartitionTransaction
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from app.store_guard import prepare_store
-    from app.topics_admin import ensure_topics
+    from app.runtime.store import prepare_store
+    from app.runtime.topics import ensure_topics
 
     # Before any connection: a store dir holding another app's state stops the start (exit 2).
     prepare_store(settings.store_dir, settings.app_id)
@@ -52,7 +52,7 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         asyncio.set_event_loop(asyncio.new_event_loop())
-    from app.main import app
+    from app.runtime.service import app
 
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()  # exits the process via sys.exit
@@ -69,9 +69,22 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from app.demo import run_demo
-
+    try:
+        from app.devtools.demo import run_demo
+    except ModuleNotFoundError as exc:
+        return _no_devtools(exc)
     return run_demo(settings, rate=args.rate, seconds=args.seconds)
+
+
+def _no_devtools(exc: ModuleNotFoundError) -> int:
+    """The worker image leaves the developer tools out: say so in one line."""
+    if not (exc.name or "").startswith("app.devtools"):
+        raise exc
+    return _fail(
+        "the developer tools (app.devtools) are not installed here: "
+        "run `vigil demo` and `vigil kafka` from a source checkout",
+        1,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,8 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("kafka", help="start|stop|status a local Apache Kafka broker (KRaft)")
-    p.add_argument("action", choices=("start", "stop", "status"))
+    p = sub.add_parser(
+        "kafka",
+        help="start|stop|status a local Apache Kafka broker (KRaft); "
+        "`vigil kafka --help` for its flags",
+        add_help=False,
+    )
     p.set_defaults(func=None)
 
     p = sub.add_parser("check", help="validate the settings and print them")
@@ -117,11 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `vigil` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["kafka"]:  # every flag after `kafka` is the local broker tool's own
+        try:
+            from app.devtools.kafka_local import main_kafka
+        except ModuleNotFoundError as exc:
+            return _no_devtools(exc)
+        return main_kafka(argv[1:])
     args = build_parser().parse_args(argv)
-    if args.command == "kafka":
-        from app.kafka_local import main_kafka
-
-        return main_kafka([args.action])
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -21,12 +21,12 @@ from typing import IO, Any
 import orjson
 
 from app.cart.engine import CartEngine
-from app.deadletters import dead_letter
+from app.contract.deadletters import dead_letter
+from app.contract.events import CartEvent, Transaction
+from app.contract.intake import CART_EVENTS, FEEDBACK, TRANSACTIONS, UNKNOWN_KEY, Rejected
 from app.detect.feedback import InMemoryFeedback
 from app.detect.fraud import FraudDetector
 from app.detect.state import CardState
-from app.events import CartEvent, Transaction
-from app.intake import CART_EVENTS, FEEDBACK, TRANSACTIONS, UNKNOWN_KEY, Rejected
 from app.settings import Settings
 
 OUTPUT_FILES = {

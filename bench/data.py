@@ -1,6 +1,7 @@
 """The benchmark's input records, all from fixed seeds.
 
-Fraud traffic comes from `app.generate.TrafficGenerator` (normal spending plus injected fraud
+Fraud traffic comes from `app.devtools.generate.TrafficGenerator` (normal spending plus injected
+fraud
 patterns, ~240-byte JSON values) when that module is importable; otherwise from the small
 fallback below. The pre-loads (distinct cards, distinct open carts) and the latency probes are
 built here because they need a shape the realistic generator does not aim for: every key new,
@@ -35,7 +36,7 @@ def iso_ms(ms: int) -> str:
 def fraud_traffic(n: int, seed: int) -> tuple[list[Record], str]:
     """`n` transactions of realistic traffic; returns the records and where they came from."""
     try:
-        from app.generate import CartMix, TrafficGenerator, to_bytes
+        from app.devtools.generate import CartMix, TrafficGenerator, to_bytes
     except ImportError:
         return _fallback_traffic(n, seed), "bench.data fallback generator"
     gen = TrafficGenerator(
@@ -53,7 +54,7 @@ def fraud_traffic(n: int, seed: int) -> tuple[list[Record], str]:
         out.append((rec.key.encode(), to_bytes(rec.value)))
         if len(out) >= n:
             break
-    return out, "app.generate.TrafficGenerator"
+    return out, "app.devtools.generate.TrafficGenerator"
 
 
 def _fallback_traffic(n: int, seed: int) -> list[Record]:

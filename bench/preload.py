@@ -3,7 +3,7 @@
 A worker on this 2-core machine processes well under a thousand new keys per second, so
 pre-loading 1 M cards or carts through it would take longer than the rest of the benchmark
 together. Instead, `--preload changelog` (the default) runs the very code the worker runs
-(`app.intake` decoding, `FraudDetector.process`, `CartEngine.process`: the `vigil replay`
+(`app.contract.intake` decoding, `FraudDetector.process`, `CartEngine.process`: the `vigil replay`
 path) in the benchmark process and writes each resulting state, as the worker would write it
 (raw key bytes, `State.to_bytes()` value: the tables are `key_type=bytes, value_type=bytes`),
 to the table's changelog topic `<app_id>-<table>-changelog`. The worker then recovers that
@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 
 from aiokafka import AIOKafkaProducer
 
-from app.kafka_local import TopicSpec, create_topics
+from app.devtools.kafka_local import TopicSpec, create_topics
 from bench.kafka import Record, send_all
 
 
@@ -35,9 +35,9 @@ def changelog_topic(app_id: str, table: str) -> str:
 
 def card_states(records: Sequence[Record], now_ms: int) -> list[Record]:
     """(card_id, CardState bytes) after each card's transactions, via the live detector."""
+    from app.contract.intake import TRANSACTIONS, Rejected
     from app.detect.fraud import FraudDetector
     from app.detect.state import CardState
-    from app.intake import TRANSACTIONS, Rejected
     from app.settings import Settings
 
     detector = FraudDetector(Settings().fraud_config())
@@ -57,7 +57,7 @@ def cart_states(records: Sequence[Record], timeout_s: float) -> tuple[list[Recor
     """(user_id, CartState bytes) after the events, via the live cart engine; + highest ts."""
     from app.cart.engine import CartEngine
     from app.cart.store import DictCartStore
-    from app.intake import CART_EVENTS, Rejected
+    from app.contract.intake import CART_EVENTS, Rejected
     from app.settings import Settings
 
     store = DictCartStore()

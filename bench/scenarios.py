@@ -493,7 +493,7 @@ async def _latency_run(
 def _parse_ms(value: Any) -> int:
     if not isinstance(value, str):
         return 0
-    from app.timeutil import parse_ts
+    from app.contract.timeutil import parse_ts
 
     try:
         return int(parse_ts(value))

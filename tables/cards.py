@@ -7,8 +7,8 @@ rebalance, so a burst that straddles a restart is still counted.
 
 from __future__ import annotations
 
-from app.faust_app import bytes_table
-from app.main import app, settings
+from app.runtime.faust_app import bytes_table
+from app.runtime.service import app, settings
 
 cards = bytes_table(
     app,

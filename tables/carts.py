@@ -8,8 +8,8 @@ cart-event ts (key: the partition number), so event time never goes backwards on
 
 from __future__ import annotations
 
-from app.faust_app import bytes_table
-from app.main import app, settings
+from app.runtime.faust_app import bytes_table
+from app.runtime.service import app, settings
 
 carts = bytes_table(
     app,

@@ -1,11 +1,11 @@
-"""The fraud labels every worker holds (see `app.labels` for why not a GlobalTable)."""
+"""The fraud labels every worker holds (see `app.runtime.labels` for why not a GlobalTable)."""
 
 from __future__ import annotations
 
-from app import observe
-from app.faust_app import FRAUD_LABELS_TOPIC_SUFFIX, internal_topic
-from app.labels import LabelFollower
-from app.main import app, metrics, settings
+from app.observe import web as observe
+from app.runtime.faust_app import FRAUD_LABELS_TOPIC_SUFFIX, internal_topic
+from app.runtime.labels import LabelFollower
+from app.runtime.service import app, metrics, settings
 
 labels = LabelFollower(
     settings.bootstrap_servers,

@@ -47,8 +47,8 @@ from typing import Any
 import orjson
 from aiokafka.partitioner import murmur2
 
-from app.intake import FEEDBACK, Rejected
-from app.timeutil import format_ts
+from app.contract.intake import FEEDBACK, Rejected
+from app.contract.timeutil import format_ts
 
 BASE = 5_680_281_600_000  # 2150-01-01T00:00:00Z: event time far ahead of any wall clock
 S = 1000

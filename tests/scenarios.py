@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.timeutil import format_ts
+from app.contract.timeutil import format_ts
 
 T0 = 1_795_341_600_000  # 2026-11-22T10:00:00Z
 S = 1000

@@ -18,7 +18,7 @@ from app.cart.machine import CartOutput, apply, fire
 from app.cart.state import CartState
 from app.cart.store import CartStore, DictCartStore
 from app.cart.timers import TimerIndex
-from app.events import CartEvent
+from app.contract.events import CartEvent
 
 
 class CartEngine:

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from app.cart.config import CartConfig
 from app.cart.state import Abandonment, CartState, Item, cart_value
-from app.events import CartEvent
-from app.timeutil import format_ts
+from app.contract.events import CartEvent
+from app.contract.timeutil import format_ts
 
 CartOutputKind = Literal["cart_abandoned", "cart_recovered"]
 

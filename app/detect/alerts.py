@@ -12,10 +12,10 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from app.contract.events import Transaction
+from app.contract.timeutil import format_ts
 from app.detect.config import FraudConfig
 from app.detect.hits import RuleHit
-from app.events import Transaction
-from app.timeutil import format_ts
 
 
 def alert_id(txn: Transaction) -> str:

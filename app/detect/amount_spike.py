@@ -9,10 +9,10 @@ regular spending (stddev near 0) from alerting on a small rise.
 
 from __future__ import annotations
 
+from app.contract.events import Transaction
 from app.detect.config import FraudConfig
 from app.detect.hits import RuleHit, money, number
 from app.detect.state import CardState
-from app.events import Transaction
 
 RULE = "amount_spike"
 

@@ -6,10 +6,10 @@ such small transactions (this one included) with ts in (ts - `card_testing_windo
 
 from __future__ import annotations
 
+from app.contract.events import Transaction
 from app.detect.config import FraudConfig
 from app.detect.hits import RuleHit, money, seconds
 from app.detect.state import CardState
-from app.events import Transaction
 
 RULE = "card_testing"
 

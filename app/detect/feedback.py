@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from app.contract.events import Feedback, FeedbackLabel
 from app.detect.codec import pack, unpack
 from app.detect.config import FraudConfig
-from app.events import Feedback, FeedbackLabel
 
 RECORD_VERSION = 1
 PLACE_VERSION = 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from app.contract.events import Transaction
 from app.detect.alerts import build_alert
 from app.detect.amount_spike import check_amount_spike
 from app.detect.card_testing import check_card_testing
@@ -19,7 +20,6 @@ from app.detect.state import CardState
 from app.detect.terminal import PlaceLookup, check_compromised_terminal
 from app.detect.travel import check_impossible_travel
 from app.detect.velocity import check_velocity
-from app.events import Transaction
 
 Outcome = Literal["ok", "duplicate"]
 

@@ -59,7 +59,8 @@ def number(value: float) -> str:
 
 
 def place_name(place: str) -> str:
-    """`t:pos-3` → `terminal pos-3`, `m:m-77` → `merchant m-77` (see `app.events.place_key`)."""
+    """`t:pos-3` → `terminal pos-3`, `m:m-77` → `merchant m-77` (see
+    `app.contract.events.place_key`)."""
     if place.startswith("t:"):
         return "terminal " + place[2:]
     if place.startswith("m:"):

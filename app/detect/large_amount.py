@@ -5,10 +5,10 @@ Stateless on purpose: a very large payment deserves a look whatever the card's h
 
 from __future__ import annotations
 
+from app.contract.events import Transaction
 from app.detect.config import FraudConfig
 from app.detect.hits import RuleHit, money
 from app.detect.state import CardState
-from app.events import Transaction
 
 RULE = "large_amount"
 

@@ -24,9 +24,9 @@ from bisect import bisect_right
 from collections import deque
 from typing import Any
 
+from app.contract.events import Transaction
 from app.detect.codec import pack, unpack
 from app.detect.config import FraudConfig
-from app.events import Transaction
 
 LAYOUT_VERSION = 1
 _FIELDS = 9

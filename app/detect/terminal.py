@@ -1,6 +1,7 @@
 """Rule `compromised_terminal`: the point of sale has recently confirmed fraud on it.
 
-Fires when the transaction's place (its terminal, else its merchant; see `app.events.place_key`)
+Fires when the transaction's place (its terminal, else its merchant; see
+`app.contract.events.place_key`)
 has >= `terminal_fraud_count` distinct transactions labelled fraud with feedback ts in
 (ts - `terminal_window_ms`, ts]. Labels live in a per-place store fed by the feedback side
 (`app.detect.feedback`); this rule only reads it through `PlaceLookup`, so the live tables and
@@ -12,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
+from app.contract.events import Transaction, place_key
 from app.detect.config import FraudConfig
 from app.detect.hits import RuleHit, long_span, place_name
 from app.detect.state import CardState
-from app.events import Transaction, place_key
 
 RULE = "compromised_terminal"
 

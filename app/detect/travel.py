@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 
+from app.contract.events import Transaction
 from app.detect.config import HOUR_MS, FraudConfig
 from app.detect.hits import RuleHit, number
 from app.detect.state import CardState
-from app.events import Transaction
 
 RULE = "impossible_travel"
 EARTH_RADIUS_KM = 6371.0

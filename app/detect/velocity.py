@@ -7,10 +7,10 @@ before it is blocked.
 
 from __future__ import annotations
 
+from app.contract.events import Transaction
 from app.detect.config import FraudConfig
 from app.detect.hits import RuleHit, seconds
 from app.detect.state import CardState
-from app.events import Transaction
 
 RULE = "velocity"
 

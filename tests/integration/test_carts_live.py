@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from app.timeutil import format_ts, now_ms
+from app.contract.timeutil import format_ts, now_ms
 
 pytestmark = pytest.mark.integration
 

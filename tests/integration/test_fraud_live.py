@@ -63,7 +63,7 @@ def test_live_alerts_equal_replay_across_a_restart(deployment, tmp_path, guarant
     worker = (
         deployment.worker("w2").start().wait_ready()
     )  # a fresh store dir: tables come from changelogs
-    # ... read in bulk (app.recovery), before Faust's own recovery reads the rest
+    # ... read in bulk (app.faust_patches.recovery), before Faust's own recovery reads the rest
     assert "bulk restore:" in worker.log_path.read_text(), worker.tail()
     deployment.produce(second)
     expected = _replay(deployment, feedback + first + second, tmp_path)

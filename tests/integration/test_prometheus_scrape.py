@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import start_http_server
 
-from app.metrics import VigilMetrics
+from app.observe.metrics import VigilMetrics
 from tests.fixtures.prometheus import PrometheusFactory, PrometheusServer
 from tests.promql import all_exprs, parse_rules
 

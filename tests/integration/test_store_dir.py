@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store_guard import MARKER
+from app.runtime.store import MARKER
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from app.timeutil import format_ts, now_ms
+from app.contract.timeutil import format_ts, now_ms
 from tests.fixtures.prometheus import run_promtool
 from tests.promql import dashboard_exprs, rules_exprs
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import base64
 
-from app.deadletters import dead_letter, key_error
+from app.contract.deadletters import dead_letter, key_error
 
 
 def test_text_payload_kept_as_text():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from app.decode import decode_cart_event, decode_feedback, decode_transaction
+from app.contract.decode import decode_cart_event, decode_feedback, decode_transaction
 from app.exceptions import DecodeError
 
 

@@ -14,7 +14,7 @@ from collections import Counter
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.metrics import VigilMetrics
+from app.observe.metrics import VigilMetrics
 from tests.fixtures.prometheus import REPO_ROOT, run_promtool
 from tests.promql import (
     DASHBOARD_PATH,

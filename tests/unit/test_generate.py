@@ -16,9 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from app.decode import decode_cart_event, decode_feedback, decode_transaction
-from app.exceptions import DecodeError
-from app.generate import (
+from app.contract.decode import decode_cart_event, decode_feedback, decode_transaction
+from app.devtools.generate import (
     DEFAULT_START_MS,
     GeneratedRecord,
     PatternRates,
@@ -27,6 +26,7 @@ from app.generate import (
     topic_for,
     write_jsonl,
 )
+from app.exceptions import DecodeError
 from app.replay import Output, Record, Replayer, run_replay
 from app.settings import Settings
 

@@ -1,5 +1,5 @@
 """The label follower: caught up only while its index holds every committed label, also across
-a restart after an error, and always answering from a complete index (app.labels)."""
+a restart after an error, and always answering from a complete index (app.runtime.labels)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from app.detect.config import FraudConfig
-from app.labels import LabelFollower
+from app.runtime.labels import LabelFollower
 
 TOPIC = "vigil-fraud-labels"
 TP0 = TopicPartition(TOPIC, 0)

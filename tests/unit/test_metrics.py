@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.metrics import (
+from app.observe.metrics import (
     ALERT_KINDS,
     CONTENT_TYPE,
     DEAD_LETTER_REASONS,

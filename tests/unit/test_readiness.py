@@ -1,5 +1,5 @@
 """Readiness tells the truth: dead agents and failing checks make /readyz 503, and an agent
-dead for good crashes the worker instead of leaving it up and stalled (app.observe)."""
+dead for good crashes the worker instead of leaving it up and stalled (app.observe.web)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import faust
 import mode
 import pytest
 
-from app import observe
-from app.observe import AgentDied, AgentWatchdog, check_agents, dead_agents, not_ready_reasons
+from app.observe import web as observe
+from app.observe.web import AgentDied, AgentWatchdog, check_agents, dead_agents, not_ready_reasons
 
 # A real Faust app and agents: `test_context()` runs an agent's actor with its supervisor and
 # an in-memory channel, no broker needed (the broker URL is never dialled).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.cli import build_parser
-from app.metrics import VigilMetrics
+from app.observe.metrics import VigilMetrics
 from app.settings import Settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 import rocksdict
 
-from app.recovery import IDLE_TIMEOUT_S, _apply, _RecoveryAsyncio
+from app.faust_patches.recovery import IDLE_TIMEOUT_S, _apply, _RecoveryAsyncio
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`app.runtime.PartitionTransactions`: a refused checkpoint halts its partitions (nothing is
+"""`app.runtime.partitions.PartitionTransactions`: a refused checkpoint halts its partitions (nothing is
 committed past it) until a rebalance, and a halt no rebalance ends makes the worker exit."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app import runtime
-from app.runtime import PartitionTransactions, transactional_id
+from app.runtime import partitions as runtime
+from app.runtime.partitions import PartitionTransactions, transactional_id
 
 
 class RefusingProducer:

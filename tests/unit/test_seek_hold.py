@@ -9,7 +9,7 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from app import faust_patches
+from app.faust_patches import commit
 
 INPUT_0 = TP("transactions", 0)
 INPUT_1 = TP("transactions", 1)
@@ -56,7 +56,7 @@ class FakeConsumer:
 
 
 async def test_inputs_stay_paused_from_the_seek_until_the_flow_resumes():
-    faust_patches.install(None)
+    commit.install(None)
     consumer = FakeConsumer()
     # Faust's recovery has just resumed the stream partitions, and now seeks them.
     await Consumer.perform_seek(consumer)  # type: ignore[arg-type]
@@ -76,7 +76,7 @@ async def test_inputs_stay_paused_from_the_seek_until_the_flow_resumes():
 async def test_a_second_seek_before_the_flow_resumes_keeps_the_first_hold():
     # Faust calls perform_seek from getmany too while the flow is inactive: the second seek
     # finds the inputs already paused; the hold must not forget them (they would be stranded).
-    faust_patches.install(None)
+    commit.install(None)
     consumer = FakeConsumer()
     await Consumer.perform_seek(consumer)  # type: ignore[arg-type]
     await Consumer.perform_seek(consumer)  # type: ignore[arg-type]

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from app.exceptions import ConfigError
-from app.faust_app import create_app
+from app.runtime.faust_app import create_app
+from app.runtime.store import MARKER, marker_content, prepare_store, vigil_dir
 from app.settings import Settings
-from app.store_guard import MARKER, marker_content, prepare_store, vigil_dir
 
 REPO = Path(__file__).resolve().parents[2]
 

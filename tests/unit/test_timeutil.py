@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.timeutil import format_ts, parse_ts
+from app.contract.timeutil import format_ts, parse_ts
 
 
 def test_format_is_rfc3339_utc_millis():

@@ -1,4 +1,4 @@
-"""The commit protocol of `app.transactions`, at each of its failure points.
+"""The commit protocol of `app.runtime.transactions`, at each of its failure points.
 
 An in-memory Kafka models what the protocol relies on: a transaction's records and offsets
 become visible together at commit, or never; a record that was not acked fails its send.
@@ -7,7 +7,7 @@ or restarted at every step of a checkpoint. After each scenario: state (RocksDB 
 tail, as a restart reads it), the committed outputs and the committed offsets agree, i.e.
 every input event is applied exactly once (exactly_once) or at least once (at_least_once),
 and the store is never ahead of Kafka. The live protocol runs on the same classes
-(`app.runtime`), and `tests/e2e` kill real workers.
+(`app.runtime.partitions`), and `tests/e2e` kill real workers.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from app.transactions import Checkpointer, CheckpointError, PartitionTransaction
+from app.runtime.transactions import Checkpointer, CheckpointError, PartitionTransaction
 
 TP = ("input", 0)
 CHANGELOG = "app-counts-changelog"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from app.cart.config import CartConfig
-from app.events import CartEvent
-from app.timeutil import format_ts
+from app.contract.events import CartEvent
+from app.contract.timeutil import format_ts
 from tests.unit.cart.steps import MakeEvent
 from tests.unit.cart.timeline import T0
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from app.cart.config import CartConfig
 from app.cart.machine import CartOutput, apply
 from app.cart.state import CartState
-from app.events import CartEvent
+from app.contract.events import CartEvent
 from tests.unit.cart.timeline import HOUR, MIN, T0
 
 TIMEOUT = 30 * MIN

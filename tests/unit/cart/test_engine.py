@@ -9,8 +9,8 @@ from app.cart.engine import CartEngine
 from app.cart.machine import CartOutput
 from app.cart.state import CartState
 from app.cart.store import DictCartStore
-from app.events import CartEvent
-from app.timeutil import parse_ts
+from app.contract.events import CartEvent
+from app.contract.timeutil import parse_ts
 from tests.unit.cart.steps import MakeEvent
 from tests.unit.cart.timeline import HOUR, MIN, SEC, T0
 

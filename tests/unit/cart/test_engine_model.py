@@ -19,8 +19,8 @@ from app.cart.config import CartConfig
 from app.cart.engine import CartEngine
 from app.cart.machine import CartOutput
 from app.cart.store import DictCartStore
-from app.events import CartEvent
-from app.timeutil import format_ts
+from app.contract.events import CartEvent
+from app.contract.timeutil import format_ts
 
 CFG = CartConfig(timeout_ms=100, lateness_ms=10, recovery_window_ms=300)
 BASE = 1_000_000

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
+from app.contract.events import Transaction
 from app.detect.config import FraudConfig
 from app.detect.feedback import InMemoryPlaces
 from app.detect.fraud import FraudDetector
-from app.events import Transaction
 from tests.unit.detect.helpers import txn_factory
 
 

@@ -6,12 +6,12 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from app.contract.events import Transaction
 from app.detect.config import FraudConfig
 from app.detect.feedback import InMemoryPlaces
 from app.detect.fraud import Detection, FraudDetector
 from app.detect.state import CardState
 from app.detect.terminal import PlaceLookup
-from app.events import Transaction
 
 T0 = 1_795_860_000_000  # 2026-11-28T10:00:00.000Z
 S = 1_000

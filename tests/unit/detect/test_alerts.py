@@ -5,10 +5,10 @@ from collections.abc import Callable
 import orjson
 import pytest
 
+from app.contract.events import Transaction
 from app.detect.alerts import alert_id, build_alert, score
 from app.detect.config import RULES, FraudConfig
 from app.detect.hits import RuleHit
-from app.events import Transaction
 from tests.unit.detect.helpers import T0
 
 MakeTxn = Callable[..., Transaction]

@@ -4,10 +4,10 @@ from collections.abc import Callable
 
 import pytest
 
+from app.contract.events import Transaction
 from app.detect.amount_spike import check_amount_spike
 from app.detect.config import FraudConfig
 from app.detect.state import CardState
-from app.events import Transaction
 from tests.unit.detect.helpers import T0, S, state_of
 
 MakeTxn = Callable[..., Transaction]

@@ -4,9 +4,9 @@ from collections.abc import Callable
 
 import pytest
 
+from app.contract.events import Transaction
 from app.detect.card_testing import check_card_testing
 from app.detect.config import FraudConfig
-from app.events import Transaction
 from tests.unit.detect.helpers import MIN, T0, S, state_of
 
 MakeTxn = Callable[..., Transaction]

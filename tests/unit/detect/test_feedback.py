@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.contract.events import Feedback
 from app.detect.codec import StateFormatError
 from app.detect.config import FraudConfig
 from app.detect.feedback import (
@@ -11,7 +12,6 @@ from app.detect.feedback import (
     PlaceState,
     feedback_deltas,
 )
-from app.events import Feedback
 from tests.unit.detect.helpers import DAY, T0
 
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.contract.events import Feedback, Transaction
 from app.detect.config import RULES, FraudConfig
 from app.detect.feedback import InMemoryFeedback, InMemoryPlaces
 from app.detect.fraud import FraudDetector
 from app.detect.state import CardState
-from app.events import Feedback, Transaction
 from tests.unit.detect.helpers import DAY, HOUR, KM_PER_DEG_EQUATOR, T0, S, fired, run
 
 MakeTxn = Callable[..., Transaction]

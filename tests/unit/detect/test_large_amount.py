@@ -4,10 +4,10 @@ from collections.abc import Callable
 
 import pytest
 
+from app.contract.events import Transaction
 from app.detect.config import FraudConfig
 from app.detect.large_amount import check_large_amount
 from app.detect.state import CardState
-from app.events import Transaction
 
 MakeTxn = Callable[..., Transaction]
 

@@ -10,13 +10,13 @@ from fractions import Fraction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.contract.events import Feedback, Transaction
 from app.detect.config import RULES, FraudConfig
 from app.detect.feedback import InMemoryFeedback
 from app.detect.fraud import FraudDetector
 from app.detect.state import CardState
 from app.detect.terminal import check_compromised_terminal
 from app.detect.travel import haversine_km, travel_fires
-from app.events import Feedback, Transaction
 from tests.unit.detect.helpers import T0
 
 # Windows a few grid ticks wide, so that random arrivals often land on their edges. The

@@ -4,12 +4,12 @@ from collections.abc import Callable
 
 import pytest
 
+from app.contract.events import Transaction
 from app.detect.codec import StateFormatError
 from app.detect.config import FraudConfig
 from app.detect.feedback import InMemoryPlaces
 from app.detect.fraud import FraudDetector
 from app.detect.state import CardState
-from app.events import Transaction
 from tests.unit.detect.helpers import DAY, HOUR, MIN, T0, S, state_of
 
 MakeTxn = Callable[..., Transaction]

@@ -4,11 +4,11 @@ from collections.abc import Callable
 
 import pytest
 
+from app.contract.events import Feedback, Transaction
 from app.detect.config import FraudConfig
 from app.detect.feedback import InMemoryFeedback
 from app.detect.state import CardState
 from app.detect.terminal import check_compromised_terminal
-from app.events import Feedback, Transaction
 from tests.unit.detect.helpers import DAY, T0
 
 MakeTxn = Callable[..., Transaction]

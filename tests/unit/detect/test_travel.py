@@ -4,10 +4,10 @@ from collections.abc import Callable
 
 import pytest
 
+from app.contract.events import Transaction
 from app.detect.config import FraudConfig
 from app.detect.state import CardState
 from app.detect.travel import check_impossible_travel, haversine_km, travel_fires
-from app.events import Transaction
 from tests.unit.detect.helpers import HOUR, KM_PER_DEG_EQUATOR, T0, S, state_of
 
 MakeTxn = Callable[..., Transaction]

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.contract.events import Transaction
 from app.detect.config import FraudConfig
 from app.detect.state import CardState
 from app.detect.velocity import check_velocity
-from app.events import Transaction
 from tests.unit.detect.helpers import MIN, T0, S, state_of
 
 MakeTxn = Callable[..., Transaction]

@@ -1,6 +1,7 @@
 """The worker's partition transactions, their Kafka producers and the checkpoint gate.
 
-`app.transactions` is the protocol (stage, then Kafka, then RocksDB); this module gives it the
+`app.runtime.transactions` is the protocol (stage, then Kafka, then RocksDB); this module gives it
+the
 live parts: a `PartitionTransaction` per owned input partition group, the RocksDB stores of
 Faust's tables, and the producers. Vigil owns the transaction lifecycle instead of Faust's
 transaction manager (which restarts the transaction of a partition it keeps across a
@@ -33,7 +34,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-from app.transactions import (
+from app.runtime.transactions import (
     Checkpointer,
     CheckpointError,
     PartitionTransaction,

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import orjson
 
-from app.events import CART_EVENT_TYPES, CartEvent, Feedback, Transaction
+from app.contract.events import CART_EVENT_TYPES, CartEvent, Feedback, Transaction
+from app.contract.timeutil import parse_ts
 from app.exceptions import DecodeError
-from app.timeutil import parse_ts
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")

@@ -14,8 +14,8 @@ import faust
 from faust.sensors import Monitor
 from faust.types import TP, EventT, Message, StreamT, TopicT
 
+from app.runtime.store import vigil_dir
 from app.settings import Settings
-from app.store_guard import vigil_dir
 
 MIB = 1024 * 1024
 DISCOVER = ("tables", "agents")  # the packages the worker scans for tables and agents
@@ -27,7 +27,7 @@ FRAUD_LABELS_TOPIC_SUFFIX = "fraud-labels"
 class Topics:
     """Every topic the agents read or write, declared once with the configured partitions.
 
-    Values and keys travel as raw bytes: Vigil's own decoder (app.decode) turns them into
+    Values and keys travel as raw bytes: Vigil's own decoder (app.contract.decode) turns them into
     events, so a malformed record becomes a dead letter instead of a Faust codec crash.
     """
 
@@ -146,7 +146,7 @@ def create_app(settings: Settings) -> faust.App:
         broker=settings.broker,
         broker_credentials=broker_credentials,
         store="rocksdb://",
-        # Vigil's own subdirectory of the store dir (app.store_guard); Faust formats the path
+        # Vigil's own subdirectory of the store dir (app.runtime.store); Faust formats the path
         # with its settings (`{conf.name}`), so braces in a real path are escaped.
         datadir=str(vigil_dir(settings.store_dir)).replace("{", "{{").replace("}", "}}"),
         processing_guarantee=settings.processing_guarantee,

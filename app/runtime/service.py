@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from app import faust_patches, observe, recovery
-from app.faust_app import Topics, create_app
-from app.metrics import VigilMetrics
-from app.runtime import PartitionTransactions
+from app import faust_patches
+from app.observe import web as observe
+from app.observe.metrics import VigilMetrics
+from app.runtime.faust_app import Topics, create_app
+from app.runtime.partitions import PartitionTransactions
 from app.settings import load_settings
 
 settings = load_settings()
@@ -32,11 +33,10 @@ transactions = PartitionTransactions(
     client_kwargs=settings.kafka_client_kwargs(),
     halt_timeout_s=settings.session_timeout_s,
 )
-faust_patches.install(transactions)
+faust_patches.install(transactions, settings.kafka_client_kwargs())
 observe.add_readiness_check(
     app, "no partition halted by a refused checkpoint", lambda: transactions.healthy
 )
-recovery.install(settings.kafka_client_kwargs())
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]

@@ -1,8 +1,8 @@
 """Raw input record to typed event, or the reason it must go to dead letters.
 
 Shared by the live agents and `vigil replay` so both accept and reject the same records: the
-value must decode (app.decode) and, where the record's key is known, the key must be the id
-the contract keys that topic by (see `app.deadletters.key_error` for why).
+value must decode (app.contract.decode) and, where the record's key is known, the key must be the id
+the contract keys that topic by (see `app.contract.deadletters.key_error` for why).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
-from app.deadletters import key_error
-from app.decode import decode_cart_event, decode_feedback, decode_transaction
-from app.events import CartEvent, Feedback, Transaction
+from app.contract.deadletters import key_error
+from app.contract.decode import decode_cart_event, decode_feedback, decode_transaction
+from app.contract.events import CartEvent, Feedback, Transaction
 from app.exceptions import DecodeError
 
 E = TypeVar("E", Transaction, Feedback, CartEvent)

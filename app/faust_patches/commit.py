@@ -1,12 +1,11 @@
-"""Everything Vigil changes in Faust's commit and rebalance paths: one seam, one `install()`.
+"""Vigil's changes to Faust's commit and rebalance paths (installed by `app.faust_patches`).
 
-Each patch names the upstream report it works around, and every private Faust or aiokafka
-name Vigil touches is listed in `PRIVATE_NAMES`, which `tests/unit/test_faust_patches.py`
-checks against the installed versions (an upgrade that renames one fails that test, naming
-it, instead of failing at run time).
+Each patch names the upstream report it works around; every private name used is listed in
+`PRIVATE_NAMES`.
 
 1. Commits. Faust's commit (`Consumer.force_commit`) is replaced by Vigil's checkpoint
-   (`app.runtime.PartitionTransactions.checkpoint`): staged state, outputs and offsets of each
+   (`app.runtime.partitions.PartitionTransactions.checkpoint`): staged state, outputs and offsets
+   of each
    partition in one Kafka transaction, then RocksDB. Faust's own commit computes offsets from
    acks, which it gives an event only when its agent asks for the next one, and under
    exactly_once it commits whatever sends happened meanwhile (faust-streaming #517, #177).
@@ -14,7 +13,7 @@ it, instead of failing at run time).
    partition it keeps across a rebalance while it is still open (`IN_TRANSACTION ->
    IN_TRANSACTION`), then seeks back and reprocesses into it: both copies commit
    (faust-streaming #323, #502; aiokafka #844). `TransactionManager.on_rebalance` is routed to
-   Vigil's producers per partition instead (`app.runtime`).
+   Vigil's producers per partition instead (`app.runtime.partitions`).
 3. Seeks. Faust resumes the input partitions before it seeks them and before it resumes its
    flow; meanwhile its fetch loop drops records it cannot deliver yet moves its read offset
    past them (lost or stalled partitions after a restart, cf. faust-streaming #216). They
@@ -67,7 +66,7 @@ PATCHED: tuple[tuple[str, str, str], ...] = (
     ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "_highwaters"),
 )
 
-_runtime: Any = None  # app.runtime.PartitionTransactions, set by install()
+_runtime: Any = None  # app.runtime.partitions.PartitionTransactions, set by install()
 
 
 def install(runtime: Any) -> None:
@@ -143,7 +142,7 @@ def install(runtime: Any) -> None:
 
 
 def _transactional_id(app: Any, tp: Any) -> str:
-    from app.runtime import transactional_id
+    from app.runtime.partitions import transactional_id
 
     return transactional_id(app.conf.id, app.assignor.group_for_topic(tp.topic), tp.partition)
 
@@ -163,7 +162,7 @@ def _after_commit(consumer: Any, offsets: dict[Any, int]) -> None:
 
 async def commit_consumer_offsets(consumer: Any, offsets: dict[Any, int]) -> None:
     """at_least_once: commit the group's offsets (Faust's consumer thread does the call)."""
-    from app.transactions import CheckpointError
+    from app.runtime.transactions import CheckpointError
 
     if not await consumer._commit(offsets):
         raise CheckpointError("the group refused the offset commit (rebalanced?)")
@@ -180,8 +179,8 @@ async def wait_for_stable_offsets(consumer: Any, settle_s: float = 0.5, rounds: 
     """Return once the committed offsets of the assigned partitions have stopped moving.
 
     The previous owner's transaction was ended when this worker's producer for the partition
-    started (`app.runtime`); this read (never a seek) until two reads `settle_s` apart agree
-    also covers a commit still being applied by the group coordinator.
+    started (`app.runtime.partitions`); reading (never seeking) until two reads `settle_s`
+    apart agree also covers a commit still being applied by the group coordinator.
     """
     thread = consumer._thread
 

@@ -1,7 +1,8 @@
 """Typed input events, as the contract defines them.
 
 Frozen, slotted dataclasses: decoded once at the edge, then passed by reference through the
-detectors. Times are epoch milliseconds (see `app.timeutil`), amounts are floats (the detectors
+detectors. Times are epoch milliseconds (see `app.contract.timeutil`), amounts are floats (the
+detectors
 do statistics on them; outputs round-trip them as JSON numbers).
 """
 

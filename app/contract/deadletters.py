@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from app.timeutil import format_ts
+from app.contract.timeutil import format_ts
 
 
 def _text_or_base64(raw: bytes | None) -> tuple[str | None, str]:

@@ -26,7 +26,18 @@ import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+from app.faust_patches.access import tables_by_changelog
+
 log = logging.getLogger(__name__)
+
+PRIVATE_NAMES: tuple[tuple[str, str, str], ...] = (
+    ("faust.stores.rocksdb", "Store", "_db_for_partition"),
+)
+#: Replaced: Faust's recovery on rebalance, and the `asyncio` its recovery module sees.
+PATCHED: tuple[tuple[str, str, str], ...] = (
+    ("faust.tables.recovery", "Recovery", "on_rebalance"),
+    ("faust.tables.recovery", "", "asyncio"),
+)
 
 T = TypeVar("T")
 
@@ -40,6 +51,8 @@ BULK_IDLE_POLLS = 3
 
 class _RecoveryAsyncio:
     """The `asyncio` module as Faust's recovery module sees it: shorter idle waits."""
+
+    __vigil__ = True
 
     def __getattr__(self, name: str) -> Any:
         return getattr(asyncio, name)
@@ -55,7 +68,7 @@ async def bulk_restore(app: Any, client_kwargs: dict[str, Any]) -> int:
     """Read every assigned active changelog partition into its store; return records applied."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    changelogs = app.tables._changelogs
+    changelogs = tables_by_changelog(app)
     actives = [tp for tp in app.assignor.assigned_actives() if tp.topic in changelogs]
     if not actives:
         return 0

@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from app.exceptions import BrokerUnavailable, ConfigError
-from app.faust_app import FRAUD_LABELS_TOPIC_SUFFIX, TICKS_TOPIC_SUFFIX, internal_topic
+from app.runtime.faust_app import FRAUD_LABELS_TOPIC_SUFFIX, TICKS_TOPIC_SUFFIX, internal_topic
 from app.settings import Settings
 
 

@@ -1,6 +1,7 @@
 """What a worker shows about itself: /metrics, /healthz, /readyz and periodic gauges.
 
-Installed on the app by `app.main`. Gauges that cost a scan (lag, table sizes) are refreshed on
+Installed on the app by `app.runtime.service`. Gauges that cost a scan (lag, table sizes) are
+refreshed on
 a timer, not per event; counters on the hot path live in the agents (`VigilMetrics` methods).
 
 Readiness (`not_ready_reasons`) is the consumer started, no rebalance, tables recovered, every
@@ -22,7 +23,8 @@ from weakref import WeakKeyDictionary
 import faust
 from faust.web import Request, Response, View
 
-from app.metrics import VigilMetrics
+from app.faust_patches import access
+from app.observe.metrics import VigilMetrics
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ def dead_agents(agents: Iterable[Any]) -> list[str]:
     dead = []
     for agent in agents:
         supervisor = getattr(agent, "supervisor", None)
-        actors = list(getattr(supervisor, "_services", ())) if supervisor is not None else []
+        actors = access.supervised_actors(agent)
         if (
             supervisor is None
             or supervisor.crashed
@@ -113,8 +115,7 @@ def not_ready_reasons(app: faust.App) -> list[str]:
     Ready means: the consumer started, no rebalance under way, tables recovered, every agent's
     task running, and every registered readiness check (`add_readiness_check`) true.
     """
-    consumer = app._consumer  # type: ignore[attr-defined]
-    if consumer is None:
+    if not access.consumer_started(app):
         return ["consumer not started"]
     if app.rebalancing:
         return ["rebalance"]
@@ -245,7 +246,7 @@ async def _refresh_lag(app: faust.App, metrics: VigilMetrics, topics: frozenset[
     except Exception as exc:  # the broker may be away for a moment: try next time
         log.debug("lag refresh failed: %s", exc)
         return
-    committed = consumer._committed_offset
+    committed = access.committed_offsets(consumer)
     for tp in tps:
         end = ends.get(tp)
         if end is None:
@@ -257,8 +258,7 @@ async def _refresh_lag(app: faust.App, metrics: VigilMetrics, topics: frozenset[
 def _estimate_keys(table: Any) -> int:
     """Keys held locally, from RocksDB's own estimate (no scan): good enough for a gauge."""
     total = 0
-    store = table.data
-    for db in getattr(store, "_dbs", {}).values():
+    for db in access.table_dbs(table):
         try:
             total += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
         except Exception:

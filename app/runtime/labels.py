@@ -30,12 +30,12 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from app.decode import feedback_from
+from app.contract.decode import feedback_from
+from app.contract.events import Feedback
 from app.detect.config import FraudConfig
 from app.detect.feedback import InMemoryFeedback
-from app.events import Feedback
 from app.exceptions import DecodeError
-from app.metrics import VigilMetrics
+from app.observe.metrics import VigilMetrics
 
 log = logging.getLogger(__name__)
 
