@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["kafka"]:  # every flag after `kafka` is the local broker tool's own
         try:
-            from app.devtools.kafka_local import main_kafka
+            from app.devtools.kafka import main_kafka
         except ModuleNotFoundError as exc:
             return _no_devtools(exc)
         return main_kafka(argv[1:])

@@ -1,6 +1,6 @@
 """Kafka plumbing for the benchmark: the broker, topics, bulk produce, committed-offset polling.
 
-Only aiokafka and `app.devtools.kafka_local` (which imports no Faust), so the benchmark's own
+Only aiokafka and `app.devtools.kafka` (which imports no Faust), so the benchmark's own
 process
 stays light while the measured worker runs in its own process.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.devtools.kafka_local import LocalKafka, TopicSpec, create_topics, wait_for_broker
+from app.devtools.kafka import LocalKafka, TopicSpec, create_topics, wait_for_broker
 
 Record = tuple[bytes | None, bytes]  # (key, value)
 

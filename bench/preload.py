@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 
 from aiokafka import AIOKafkaProducer
 
-from app.devtools.kafka_local import TopicSpec, create_topics
+from app.devtools.kafka import TopicSpec, create_topics
 from bench.kafka import Record, send_all
 
 

@@ -31,4 +31,4 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # Kafka jars into the cache outside the work tree (~/.cache/vigil by default).
-.venv/bin/python -c "from app.devtools.kafka_local import LocalKafka; print('bootstrap: Kafka jars in', LocalKafka().ensure_jars())"
+.venv/bin/python -c "from app.devtools.kafka import LocalKafka; print('bootstrap: Kafka jars in', LocalKafka().ensure_jars())"

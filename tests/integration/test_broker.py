@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from app.devtools.kafka_local import TopicSpec
+from app.devtools.kafka import TopicSpec
 
 if TYPE_CHECKING:  # imported for real only as a plugin, so pytest can rewrite its asserts
     from tests.fixtures.kafka import KafkaBroker
