@@ -7,7 +7,7 @@
   table sizes), so that no module outside this package names a private Faust attribute.
 
 Each patch names the upstream issue it works around. `PRIVATE_NAMES` lists every private name
-used here; `tests/unit/test_faust_patches.py` checks them against the installed Faust and
+used here; `tests/unit/faust_patches/test_compat.py` checks them against the installed Faust and
 aiokafka, so an upgrade that renames one fails that test, naming it.
 """
 

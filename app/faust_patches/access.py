@@ -1,7 +1,7 @@
 """Reads of Faust's private state that the rest of Vigil needs, in one place.
 
 Readiness, lag and table-size gauges, and the bulk restore need a few things Faust keeps
-private; each is read here (and checked by `tests/unit/test_faust_patches.py`), never by name
+private; each is read here (and checked by `tests/unit/faust_patches/test_compat.py`), never by name
 elsewhere.
 """
 
