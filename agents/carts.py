@@ -17,7 +17,7 @@ from typing import Any
 
 from faust.types import TP, Message, StreamT
 
-from agents import outputs
+from agents import loop
 from app.cart.engine import CartEngine
 from app.cart.machine import CartOutput
 from app.cart.state import CartState, CartStateError
@@ -116,10 +116,10 @@ partitions = CartPartitions()
 def _emit(txn: PartitionTransaction, fired: list[CartOutput], partition: int) -> None:
     for out in fired:
         if out.kind == "cart_abandoned":
-            outputs.send_json(txn, topics.cart_abandoned, out.key, out.value, partition)
+            loop.send_json(txn, topics.cart_abandoned, out.key, out.value, partition)
             deadline = out.value["abandoned_at"]
         else:
-            outputs.send_json(txn, topics.cart_recovered, out.key, out.value, partition)
+            loop.send_json(txn, topics.cart_recovered, out.key, out.value, partition)
             deadline = out.value["recovered_ts"]
         metrics.alert(out.kind, (), _latency_s(out.value["detected_ts"], deadline))
 
@@ -131,7 +131,7 @@ def _latency_s(detected: str, event: str) -> float:
 @app.agent(topics.cart_input, name="vigil-carts")
 async def track_carts(stream: StreamT) -> None:
     """Apply each cart event to its user's cart; fire due deadlines on events and ticks."""
-    await outputs.run(stream, _handle, on_rollback=lambda p: partitions.forget({p}))
+    await loop.run(stream, _handle, on_rollback=lambda p: partitions.forget({p}))
 
 
 def _handle(txn: PartitionTransaction, message: Message) -> None:
@@ -144,7 +144,7 @@ def _handle(txn: PartitionTransaction, message: Message) -> None:
     started = perf_counter()
     cart_event = CART_EVENTS(message.value, message.key)
     if isinstance(cart_event, Rejected):
-        outputs.reject(txn, message, cart_event)
+        loop.reject(txn, message, cart_event)
         return
     before = engine.clock.highest_ms
     fired = engine.process(cart_event)

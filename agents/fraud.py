@@ -6,7 +6,7 @@ from time import perf_counter
 
 from faust.types import Message, StreamT
 
-from agents import outputs
+from agents import loop
 from app.contract.intake import TRANSACTIONS, Rejected
 from app.contract.timeutil import now_ms
 from app.detect.fraud import FraudDetector
@@ -26,14 +26,14 @@ async def detect_fraud(stream: StreamT) -> None:
     """One alert at most per transaction; duplicates change nothing."""
     # A worker never judges a transaction without every committed label (also while the
     # label follower rebuilds its index after an error).
-    await outputs.run(stream, _handle, ready=labels.caught_up)
+    await loop.run(stream, _handle, ready=labels.caught_up)
 
 
 def _handle(txn: PartitionTransaction, message: Message) -> None:
     started = perf_counter()
     decoded = TRANSACTIONS(message.value, message.key)
     if isinstance(decoded, Rejected):
-        outputs.reject(txn, message, decoded)
+        loop.reject(txn, message, decoded)
         return
     key = decoded.card_id.encode()
     raw = txn.get(CARDS, key)
@@ -45,7 +45,7 @@ def _handle(txn: PartitionTransaction, message: Message) -> None:
     else:
         txn.put(CARDS, key, result.state.to_bytes())
         if result.alert is not None:
-            outputs.send_json(txn, topics.fraud_alerts, key, result.alert, message.partition)
+            loop.send_json(txn, topics.fraud_alerts, key, result.alert, message.partition)
             rules = [hit["rule"] for hit in result.alert["rules"]]
             metrics.alert("fraud", rules, (detected - decoded.ts) / 1000)
         metrics.event_in(TOPIC, "ok")

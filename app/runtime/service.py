@@ -1,22 +1,29 @@
 """The running service's singletons: settings, the Faust app, its topics, metrics, transactions.
 
 `tables/` and `agents/` import these; this module imports neither (the worker discovers them).
-Importing it reads the settings, so `app.cli` validates them first and exits 2 with one line
-on a bad value before anything here runs.
+This is the one place the app is built from the settings: importing it (as the agents and
+tables must, for Faust's decorators) reads them, and a bad value stops the process with one
+line naming the setting and exit code 2, like `vigil` itself (which checks them first).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from app import faust_patches
+from app.exceptions import ConfigError
 from app.observe import web as observe
 from app.observe.metrics import VigilMetrics
 from app.runtime.faust_app import Topics, create_app
 from app.runtime.partitions import PartitionTransactions
 from app.settings import load_settings
 
-settings = load_settings()
+try:
+    settings = load_settings()
+except ConfigError as exc:
+    print(f"vigil: bad setting {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
 app = create_app(settings)
 topics = Topics.declare(app, settings)
 INPUT_TOPICS = (settings.topic_transactions, settings.topic_feedback, settings.topic_cart_events)

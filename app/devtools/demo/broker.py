@@ -43,8 +43,14 @@ def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
         return False
     try:
         wait_for_broker(bootstrap, timeout=timeout)
-    except Exception:
-        return False
+    except Exception as exc:
+        # Something listens there but did not answer as a plain Kafka broker (SASL, TLS, a
+        # wrong port): starting a local broker instead would hide the misconfiguration.
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DemoError(
+            f"a server listens at {bootstrap} (VIGIL_BROKER) but did not answer as Kafka "
+            f"({first}); the demo talks to plain, unauthenticated brokers only"
+        ) from None
     return True
 
 
@@ -55,6 +61,11 @@ def find_or_start_broker(settings: Settings) -> tuple[str, str, LocalKafka | Non
     caller stops a returned broker when the demo ends.
     """
     configured = settings.bootstrap_servers
+    if settings.broker_sasl_username:
+        raise DemoError(
+            "the demo talks to plain, unauthenticated brokers only: unset "
+            "VIGIL_BROKER_SASL_USERNAME, or run `vigil worker` against the secured cluster"
+        )
     if broker_answers(configured):
         say(f"Kafka broker at {configured} (VIGIL_BROKER)")
         return configured, settings.broker, None
