@@ -25,9 +25,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from app.replay import OUTPUT_FILES, run_replay
-from app.settings import Settings
 from tests.chaos_workload import Input
+from tests.replay_compare import envelope, replay_outputs
 
 Output = tuple[str | None, dict[str, Any]]  # (key, value)
 
@@ -114,26 +113,13 @@ def replay(
     sent: Sequence[Sent], topics: dict[str, str], workdir: Path, **settings: Any
 ) -> dict[str, list[Output]]:
     """`vigil replay` of the produced records in production order, with their real offsets."""
-    src = workdir / "input.jsonl"
-    with src.open("wb") as f:
-        for s in sent:
-            envelope = {
-                "topic": topics[s.item.kind],
-                "key": s.item.key,
-                "value": s.item.value.decode(),
-                "partition": s.partition,
-                "offset": s.offset,
-            }
-            f.write(orjson.dumps(envelope) + b"\n")
-    out = workdir / "replay"
-    run_replay(
-        [str(src)], out, Settings(**{f"topic_{k}": v for k, v in topics.items()}, **settings)
-    )
-    expected: dict[str, list[Output]] = {}
-    for kind, name in OUTPUT_FILES.items():
-        lines = (out / name).read_bytes().splitlines()
-        expected[kind] = [(e["key"], e["value"]) for e in map(orjson.loads, lines)]
-    return expected
+    lines = [
+        envelope(
+            topics[s.item.kind], s.item.key, s.item.value, partition=s.partition, offset=s.offset
+        )
+        for s in sent
+    ]
+    return replay_outputs(lines, topics, workdir, **settings)
 
 
 async def wait_drained(

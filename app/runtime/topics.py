@@ -1,4 +1,4 @@
-"""Create Vigil's topics up front, with the configured partitions.
+"""Create Vigil's topics up front, with the configured partitions; the one topic creator.
 
 Faust creates changelog topics itself, but a table's changelog must have exactly as many
 partitions as its source topic or the agent dies with `PartitionsMismatch`; creating the
@@ -9,10 +9,13 @@ partition count) turns that late crash into a clear start-up error.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError, for_code
 
 from app.exceptions import BrokerUnavailable, ConfigError
 from app.runtime.faust_app import FRAUD_LABELS_TOPIC_SUFFIX, TICKS_TOPIC_SUFFIX, internal_topic
@@ -21,29 +24,108 @@ from app.settings import Settings
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """A topic Vigil needs: its name, the setting that names it, and its config."""
+    """A topic to create: Kafka's defaults are wrong for Vigil (1 partition, delete policy)."""
+
+    name: str
+    partitions: int = 1
+    config: Mapping[str, str] = field(default_factory=dict)
+    replication_factor: int = 1
+
+
+@dataclass(frozen=True)
+class VigilTopic:
+    """A topic a worker needs: its name, the setting that names it, and its config."""
 
     name: str
     setting: str
     config: dict[str, str] = field(default_factory=dict)
 
 
-def topic_specs(settings: Settings) -> list[TopicSpec]:
+async def create_topics(
+    bootstrap: str | Mapping[str, Any],
+    specs: Iterable[TopicSpec | str],
+    *,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Create topics (a bare name: 1 partition, broker defaults), leaving existing ones alone.
+
+    The one topic creator of the worker, the tests, the benchmark and the demo. `bootstrap` is
+    a bootstrap string or a client's keyword arguments (`Settings.kafka_client_kwargs()`, with
+    credentials). Returns the names newly created, once every partition of every requested
+    topic has a leader, so a producer that starts right after does not see
+    `UnknownTopicOrPartition`.
+    """
+    topics = [TopicSpec(s) if isinstance(s, str) else s for s in specs]
+    if not topics:
+        return []
+    kwargs = {"bootstrap_servers": bootstrap} if isinstance(bootstrap, str) else dict(bootstrap)
+    admin = AIOKafkaAdminClient(**kwargs, request_timeout_ms=int(timeout * 1000))
+    created: list[str] = []
+    try:
+        await admin.start()
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    name=t.name,
+                    num_partitions=t.partitions,
+                    replication_factor=t.replication_factor,
+                    topic_configs={k: str(v) for k, v in t.config.items()},
+                )
+                for t in topics
+            ],
+            timeout_ms=int(timeout * 1000),
+        )
+        errors: list[str] = []
+        for entry in response.topic_errors:
+            name, code = entry[0], entry[1]
+            message = entry[2] if len(entry) > 2 else None
+            if code == 0:
+                created.append(name)
+            elif for_code(code) is not TopicAlreadyExistsError:
+                errors.append(f"{name}: {for_code(code).__name__} {message or ''}".strip())
+        if errors:
+            raise RuntimeError("could not create Kafka topics: " + "; ".join(errors))
+        await _wait_for_leaders(admin, [t.name for t in topics], timeout)
+    finally:
+        await admin.close()
+    return created
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:
+    """Creation is acknowledged before metadata shows leaders; wait for them, briefly."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described: list[dict[str, Any]] = await admin.describe_topics(names)
+        ready = {
+            t["topic"]
+            for t in described
+            if t["error_code"] == 0
+            and t["partitions"]
+            and all(p["leader"] >= 0 for p in t["partitions"])
+        }
+        if ready >= set(names):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without leaders after {timeout} s: {set(names) - ready}")
+        await asyncio.sleep(0.1)
+
+
+def topic_specs(settings: Settings) -> list[VigilTopic]:
     """Every topic a worker reads or writes, except the changelogs Faust creates."""
     specs = [
-        TopicSpec(getattr(settings, name), "VIGIL_" + name.upper())
+        VigilTopic(getattr(settings, name), "VIGIL_" + name.upper())
         for name in type(settings).model_fields
         if name.startswith("topic_")
     ]
     specs.append(
-        TopicSpec(
+        VigilTopic(
             internal_topic(settings, TICKS_TOPIC_SUFFIX),
             "VIGIL_APP_ID",
             {"retention.ms": str(3_600_000), "cleanup.policy": "delete"},
         )
     )
     specs.append(
-        TopicSpec(
+        VigilTopic(
             internal_topic(settings, FRAUD_LABELS_TOPIC_SUFFIX),
             "VIGIL_APP_ID",
             {"cleanup.policy": "compact"},
@@ -57,9 +139,8 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
 
     Returns the names created.
     """
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
-    )
+    kwargs = settings.kafka_client_kwargs()  # with the SASL credentials, if any
+    admin = AIOKafkaAdminClient(**kwargs, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
     except (KafkaConnectionError, TimeoutError, OSError) as exc:
@@ -67,26 +148,15 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
         raise BrokerUnavailable(
             f"cannot reach the Kafka broker at {settings.bootstrap_servers} (VIGIL_BROKER): {exc}"
         ) from None
-    created: list[str] = []
     try:
         specs = topic_specs(settings)
         existing = set(await admin.list_topics())
-        missing = [s for s in specs if s.name not in existing]
-        for spec in missing:
-            try:
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            spec.name,
-                            num_partitions=settings.partitions,
-                            replication_factor=settings.replication_factor,
-                            topic_configs=spec.config,
-                        )
-                    ]
-                )
-                created.append(spec.name)
-            except TopicAlreadyExistsError:
-                pass
+        missing = [
+            TopicSpec(s.name, settings.partitions, s.config, settings.replication_factor)
+            for s in specs
+            if s.name not in existing
+        ]
+        created = await create_topics(kwargs, missing, timeout=timeout_s) if missing else []
         present = [s for s in specs if s.name in existing]
         if present:
             described = await admin.describe_topics([s.name for s in present])

@@ -11,11 +11,9 @@ import random
 import re
 import time
 
-import orjson
 import pytest
 
-from app.replay import run_replay
-from app.settings import Settings
+from tests.replay_compare import replay_records
 from tests.scenarios import T0, txn, without_detected
 
 pytestmark = pytest.mark.e2e
@@ -116,29 +114,9 @@ def _assert_restored_only_the_tail(deployment, worker):
 
 
 def _assert_like_replay(deployment, tmp_path, records):
-    src = tmp_path / "input.jsonl"
-    src.write_bytes(
-        b"\n".join(
-            orjson.dumps(
-                {
-                    "topic": deployment.topics[k],
-                    "key": key,
-                    "value": v.decode() if isinstance(v, bytes) else v,
-                }
-            )
-            for k, key, v in records
-        )
-    )
-    run_replay(
-        [str(src)],
-        tmp_path / "replay",
-        Settings(**{f"topic_{k}": v for k, v in deployment.topics.items()}),
-    )
-    expected = [
-        orjson.loads(x)["value"]
-        for x in (tmp_path / "replay" / "fraud-alerts.jsonl").read_bytes().splitlines()
-    ]
-    expected_dead = (tmp_path / "replay" / "dead-letters.jsonl").read_bytes().splitlines()
+    replayed = replay_records(deployment, records, tmp_path)
+    expected = [value for _, value in replayed["fraud_alerts"]]
+    expected_dead = replayed["dead_letters"]
     assert len(expected) > 100
 
     live = deployment.consume("fraud_alerts", min_count=len(expected), timeout=180, settle=5)

@@ -8,7 +8,6 @@ test (app id, topics, store dir, web port) made unique.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from app.devtools.processes import free_port
 
 if TYPE_CHECKING:  # imported for real only as a plugin, so pytest can rewrite its asserts
     from tests.fixtures.kafka import KafkaBroker
@@ -30,12 +31,6 @@ SECONDS = 25
 RATE = 100
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_demo_shows_fraud_alerts_and_exits_cleanly(
     kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:
@@ -45,7 +40,7 @@ def test_demo_shows_fraud_alerts_and_exits_cleanly(
         VIGIL_BROKER=kafka_broker.url,
         VIGIL_APP_ID=f"demo-test-{run}",
         VIGIL_STORE_DIR=str(tmp_path / "store"),
-        VIGIL_WEB_PORT=str(_free_port()),
+        VIGIL_WEB_PORT=str(free_port()),
         VIGIL_WEB_BIND="127.0.0.1",
         VIGIL_PARTITIONS="2",
         VIGIL_KAFKA_HOME=str(tmp_path / "kafka-home"),  # never touch ./var/kafka

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import time
 
-import orjson
 import pytest
 
-from app.replay import run_replay
-from app.settings import Settings
+from app.detect.config import RULES
+from tests.replay_compare import replay_records
 from tests.scenarios import feedback_records, fraud_story, without_detected
 
 pytestmark = pytest.mark.integration
 
-ALL_RULES = {
-    "velocity",
-    "amount_spike",
-    "impossible_travel",
-    "card_testing",
-    "large_amount",
-    "compromised_terminal",
-}
+ALL_RULES = set(RULES)
 
 
 def _wait_labels(worker, count, timeout=30.0):
@@ -34,16 +26,7 @@ def _wait_labels(worker, count, timeout=30.0):
 
 
 def _replay(deployment, records, tmp_path):
-    lines = [
-        orjson.dumps({"topic": deployment.topics[kind], "key": key, "value": value})
-        for kind, key, value in records
-    ]
-    src = tmp_path / "input.jsonl"
-    src.write_bytes(b"\n".join(lines) + b"\n")
-    topics = {f"topic_{k}": v for k, v in deployment.topics.items()}
-    run_replay([str(src)], tmp_path / "replay", Settings(**topics))
-    out = (tmp_path / "replay" / "fraud-alerts.jsonl").read_bytes().splitlines()
-    return [orjson.loads(line)["value"] for line in out]
+    return [value for _, value in replay_records(deployment, records, tmp_path)["fraud_alerts"]]
 
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])

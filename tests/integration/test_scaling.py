@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import orjson
 import pytest
 
-from app.replay import run_replay
-from app.settings import Settings
 from tests.integration.test_fraud_live import _wait_labels
+from tests.replay_compare import replay_records
 from tests.scenarios import feedback_records, fraud_story, without_detected
 
 pytestmark = pytest.mark.integration
@@ -24,20 +22,8 @@ def test_two_workers_split_the_partitions_and_lose_nothing(deployment, tmp_path)
         _wait_labels(worker, 4)
     deployment.produce(tx1 + tx2)
 
-    lines = [
-        orjson.dumps({"topic": deployment.topics[k], "key": key, "value": v})
-        for k, key, v in feedback + tx1 + tx2
-    ]
-    (tmp_path / "in.jsonl").write_bytes(b"\n".join(lines))
-    run_replay(
-        [str(tmp_path / "in.jsonl")],
-        tmp_path / "out",
-        Settings(**{f"topic_{k}": v for k, v in deployment.topics.items()}),
-    )
-    expected = [
-        orjson.loads(x)["value"]
-        for x in (tmp_path / "out" / "fraud-alerts.jsonl").read_bytes().splitlines()
-    ]
+    replayed = replay_records(deployment, feedback + tx1 + tx2, tmp_path)
+    expected = [value for _, value in replayed["fraud_alerts"]]
 
     live = deployment.consume("fraud_alerts", min_count=len(expected), timeout=90, settle=3)
     assert sorted((without_detected(v) for _, v in live), key=lambda a: a["txn_id"]) == sorted(

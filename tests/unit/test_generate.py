@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from app.contract.decode import decode_cart_event, decode_feedback, decode_transaction
+from app.detect.config import RULES
 from app.devtools.generate import (
     DEFAULT_START_MS,
     GeneratedRecord,
@@ -29,15 +30,6 @@ from app.devtools.generate import (
 from app.exceptions import DecodeError
 from app.replay import Output, Record, Replayer, run_replay
 from app.settings import Settings
-
-RULES = (
-    "velocity",
-    "amount_spike",
-    "impossible_travel",
-    "card_testing",
-    "large_amount",
-    "compromised_terminal",
-)
 
 DECODERS: dict[str, tuple[Callable[[bytes | str], Any], str]] = {
     "transactions": (decode_transaction, "card_id"),

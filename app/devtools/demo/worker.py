@@ -1,29 +1,18 @@
-"""The demo's worker: `python -m app.cli worker` as a subprocess, ready-checked and stopped."""
+"""The demo's worker: `vigil worker` through the shared harness (`app.devtools.processes`),
+with the demo's settings, ready-checked and stopped, and told about on the console."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
-import os
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from app.devtools.demo.broker import tcp_open
 from app.devtools.demo.choices import DEMO_ENV_DEFAULTS, READY_TIMEOUT_S, WORKER_STOP_TIMEOUT_S
 from app.devtools.demo.console import DemoError, say
+from app.devtools.processes import WorkerProcess
 from app.settings import Settings
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    """Linux: SIGTERM the worker if the demo dies, even by SIGKILL: no orphan holding the port."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Worker:
@@ -33,17 +22,17 @@ class Worker:
         """`settings` as the user gave them (to know what they set), `effective` as run."""
         self.settings = settings
         self.effective = effective
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log: Path | None = None
+        self.process: WorkerProcess | None = None
+
+    @property
+    def log(self) -> Path | None:
+        return self.process.log_path if self.process is not None else None
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["VIGIL_BROKER"] = self.effective.broker
+        env = {"VIGIL_BROKER": self.effective.broker}
         for field, (name, value) in DEMO_ENV_DEFAULTS.items():
             if field not in self.settings.model_fields_set:
                 env[name] = value
-        env["VIGIL_WEB_PORT"] = str(self.effective.web_port)
-        env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
     def _web_host(self) -> str:
@@ -51,7 +40,7 @@ class Worker:
         return "127.0.0.1" if bind in ("0.0.0.0", "::", "", "localhost") else bind
 
     def start(self) -> None:
-        """`python -m app.cli worker` in its own session (Ctrl-C is ours), logging to a file."""
+        """Start the worker in its own session (Ctrl-C is ours); SIGTERMed if the demo dies."""
         port = self.effective.web_port
         if tcp_open(self._web_host(), port, timeout=0.5):
             raise DemoError(
@@ -59,63 +48,44 @@ class Worker:
                 "stop it or pick another port"
             )
         store = Path(self.effective.store_dir)
-        store.mkdir(parents=True, exist_ok=True)
-        self.log = store / "demo-worker.log"
-        log = self.log.open("ab")
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker"],
-                env=self._env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            )
-        finally:
-            log.close()
-        say(f"worker started (pid {self.proc.pid}, log {self.log})")
+        self.process = WorkerProcess(
+            self._env(),
+            store / "demo-worker.log",
+            port,
+            inherit_settings=True,  # the user's VIGIL_* settings are the demo's
+            death_signal=signal.SIGTERM,
+            host=self._web_host(),
+        ).start()
+        say(f"worker started (pid {self.process.pid}, log {self.log})")
 
     def _log_tail(self) -> str:
-        if self.log is None:
+        if self.process is None:
             return ""
-        with contextlib.suppress(OSError):
-            lines = [
-                ln.strip()
-                for ln in self.log.read_text("utf-8", "replace").splitlines()
-                if ln.strip()
-            ]
-            if lines:
-                return f"; last log line: {lines[-1][:300]}"
-        return ""
+        lines = [ln.strip() for ln in self.process.tail(20).splitlines() if ln.strip()]
+        return f"; last log line: {lines[-1][:300]}" if lines else ""
 
     def gone(self) -> str | None:
         """Why the worker is no longer running, if it is not."""
-        if self.proc is not None and self.proc.poll() is not None:
+        process = self.process
+        if process is not None and process.proc is not None and not process.alive():
             return (
-                f"the worker exited with code {self.proc.returncode} "
+                f"the worker exited with code {process.returncode()} "
                 f"(log {self.log}){self._log_tail()}"
             )
         return None
 
     async def wait_ready(self) -> None:
         """Poll `/readyz` until the worker is ready; a DemoError if it exits or takes too long."""
-        url = f"http://{self._web_host()}:{self.effective.web_port}/readyz"
-
-        def probe() -> bool:
-            try:
-                with urllib.request.urlopen(url, timeout=2.0) as response:
-                    return bool(response.status == 200)
-            except (urllib.error.URLError, OSError, ValueError):
-                return False
-
-        say(f"waiting for the worker to be ready ({url})...")
+        assert self.process is not None
+        process = self.process
+        say(f"waiting for the worker to be ready (http://{process.host}:{process.port}/readyz)...")
         t0 = time.monotonic()
         while True:
             gone = self.gone()
             if gone:
                 raise DemoError(gone)
-            if await asyncio.to_thread(probe):
+            status, _ = await asyncio.to_thread(process.http, "/readyz", 2.0)
+            if status == 200:
                 say(f"worker ready in {time.monotonic() - t0:.1f} s")
                 return
             if time.monotonic() - t0 > READY_TIMEOUT_S:
@@ -127,17 +97,11 @@ class Worker:
 
     def stop(self) -> None:
         """SIGTERM (Faust commits and closes cleanly), SIGKILL if it hangs."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        process, self.process = self.process, None
+        if process is None or not process.alive():
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=WORKER_STOP_TIMEOUT_S)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
-            if isinstance(exc, subprocess.TimeoutExpired):
-                say(f"worker did not stop in {WORKER_STOP_TIMEOUT_S:.0f} s; killing it")
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
+            if process.stop(timeout=WORKER_STOP_TIMEOUT_S) is None:
+                say(f"worker did not stop in {WORKER_STOP_TIMEOUT_S:.0f} s; killed it")
+        except KeyboardInterrupt:
+            process.kill()

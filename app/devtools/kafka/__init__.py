@@ -14,11 +14,12 @@ ports, KRaft storage format), `process` (`LocalKafka`: start/stop/status of the 
 (readiness and topic creation, for any broker) and `cli` (`vigil kafka start|stop|status`).
 """
 
-from app.devtools.kafka.admin import TopicSpec, create_topics, wait_for_broker
+from app.devtools.kafka.admin import wait_for_broker
 from app.devtools.kafka.cli import main_kafka
 from app.devtools.kafka.errors import KafkaStartError, KafkaToolingError
 from app.devtools.kafka.jars import POM_ENV, default_cache_dir, find_pom, kafka_version
 from app.devtools.kafka.process import KafkaStatus, LocalKafka, default_home
+from app.runtime.topics import TopicSpec, create_topics
 
 __all__ = [
     "POM_ENV",

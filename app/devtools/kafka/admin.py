@@ -11,27 +11,15 @@ import contextlib
 import functools
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.admin import AIOKafkaAdminClient
 
 from app.devtools.kafka.errors import KafkaStartError
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """A topic to create: Kafka's defaults are wrong for Vigil (1 partition, delete policy)."""
-
-    name: str
-    partitions: int = 1
-    config: Mapping[str, str] = field(default_factory=dict)
-    replication_factor: int = 1
 
 
 def _tcp_open(host: str, port: int) -> bool:
@@ -112,71 +100,3 @@ def wait_for_broker(
             except Exception as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
         time.sleep(0.2)
-
-
-async def create_topics(
-    bootstrap: str,
-    specs: Iterable[TopicSpec | str],
-    *,
-    timeout: float = 30.0,
-) -> list[str]:
-    """Create topics (a bare name means 1 partition, broker defaults), ignoring existing ones.
-
-    Why: the broker runs with ``auto.create.topics.enable=false`` so a typo never silently makes
-    a topic; Vigil creates its topics explicitly, with the partition count its tables need and
-    e.g. ``cleanup.policy=compact`` for changelogs. Returns the names that were newly created,
-    after waiting until every partition of every requested topic has a leader, so a producer
-    that starts right after does not see ``UnknownTopicOrPartition``.
-    """
-    topics = [TopicSpec(s) if isinstance(s, str) else s for s in specs]
-    if not topics:
-        return []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
-    created: list[str] = []
-    try:
-        await admin.start()
-        response = await admin.create_topics(
-            [
-                NewTopic(
-                    name=t.name,
-                    num_partitions=t.partitions,
-                    replication_factor=t.replication_factor,
-                    topic_configs={k: str(v) for k, v in t.config.items()},
-                )
-                for t in topics
-            ],
-            timeout_ms=int(timeout * 1000),
-        )
-        errors: list[str] = []
-        for entry in response.topic_errors:
-            name, code = entry[0], entry[1]
-            message = entry[2] if len(entry) > 2 else None
-            if code == 0:
-                created.append(name)
-            elif for_code(code) is not TopicAlreadyExistsError:
-                errors.append(f"{name}: {for_code(code).__name__} {message or ''}".strip())
-        if errors:
-            raise RuntimeError("could not create Kafka topics: " + "; ".join(errors))
-        await _wait_for_leaders(admin, [t.name for t in topics], timeout)
-    finally:
-        await admin.close()
-    return created
-
-
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> None:
-    """Creation is acknowledged before metadata shows leaders; wait for them, briefly."""
-    deadline = time.monotonic() + timeout
-    while True:
-        described: list[dict[str, Any]] = await admin.describe_topics(names)
-        ready = {
-            t["topic"]
-            for t in described
-            if t["error_code"] == 0
-            and t["partitions"]
-            and all(p["leader"] >= 0 for p in t["partitions"])
-        }
-        if ready >= set(names):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"topics without leaders after {timeout} s: {set(names) - ready}")
-        await asyncio.sleep(0.1)

@@ -12,16 +12,14 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from app.devtools import processes
 from app.devtools.kafka.errors import KafkaStartError
 
 NODE_ID = 1
 
 
-def free_port() -> int:
-    """Ask the kernel for an unused loopback port (tiny race until Kafka binds it: see retry)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# An unused loopback port (tiny race until Kafka binds it: the start retries).
+free_port = processes.free_port
 
 
 def port_free(port: int) -> bool:
