@@ -22,6 +22,7 @@ from bench import scenarios
 from bench.kafka import Broker
 from bench.profiling import py_spy
 from bench.scenarios import Context, Sizes
+from bench.worker import load_average
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("baseline", "fraud", "carts", "latency", "recovery")
@@ -217,8 +218,10 @@ async def _run_all(
     errors: dict[str, str],
 ) -> None:
     async def step(name: str, coro: Any) -> None:
+        load0 = load_average()
         try:
             ctx.results[name] = await coro
+            ctx.results[name]["loadavg_1m"] = [load0, load_average()]  # before, after
             ctx.say(f"{name}: {_brief(ctx.results[name])}")
         except Exception as exc:
             errors[name] = f"{type(exc).__name__}: {exc}"
@@ -245,7 +248,17 @@ async def _run_all(
 
 
 def _brief(result: dict[str, Any]) -> str:
-    keys = ("events_per_s", "p50_ms", "p99_ms", "recovery_s", "rss_mib", "ready_s")
+    keys = (
+        "events_per_s",
+        "changelog_records_per_update",
+        "p50_ms",
+        "p99_ms",
+        "restart_after_sigkill_s",
+        "restart_changelog_records",
+        "recovery_s",
+        "rss_mib",
+        "ready_s",
+    )
     return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
 
 
@@ -299,7 +312,8 @@ def summarize(
                 "baseline: aiokafka consume->orjson->produce",
                 f"{_num(r['events_per_s'])} ev/s",
                 "100 %",
-                f"{r['events']:,} records, {r['avg_value_bytes']:.0f} B",
+                f"{r['events']:,} records, {r['avg_value_bytes']:.0f} B; others' CPU "
+                f"{_num(r.get('other_cpu_per_wall'), '{:.2f}')}/s",
             ]
         )
     for g in GUARANTEES:
@@ -312,7 +326,21 @@ def summarize(
                     ratio(r["events_per_s"]),
                     f"{r['events']:,} txns; processed {_num(r.get('processed_events_per_s'))}"
                     f" ev/s; {_num(r.get('cpu_us_per_event'))} CPU-us/ev; max commit stall "
-                    f"{_num(r.get('max_commit_stall_s'), '{:.1f}')} s",
+                    f"{_num(r.get('max_commit_stall_s'), '{:.1f}')} s; others' CPU "
+                    f"{_num(r.get('other_cpu_per_wall'), '{:.2f}')}/s",
+                ]
+            )
+    for g in GUARANTEES:
+        r = results.get(f"fraud_{g}")
+        if r and r.get("changelog"):
+            c = r["changelog"]
+            rows.append(
+                [
+                    f"  changelog records per state update, {g}",
+                    _num(r.get("changelog_records_per_update"), "{:.3f}"),
+                    "",
+                    f"{_num(c['records'])} cards-changelog records (read_committed) / "
+                    f"{_num(r.get('state_updates'))} ok events; {_num(c['offsets'])} offsets",
                 ]
             )
     for _key, r in sorted(
@@ -356,12 +384,30 @@ def summarize(
             )
     r = results.get("recovery")
     if r:
+        if "restart_after_sigkill_s" in r:
+            restores = r.get("restart_bulk_restores") or []
+            took = sum(x["seconds"] for x in restores)
+            wiped = ", store discarded" if r.get("restart_store_discarded") else ""
+            wait = (r.get("restart_phases_s") or {}).get("join_request_to_joined")
+            wiped += f", group join {wait:.1f} s" if wait is not None else ""
+            rows.append(
+                [
+                    f"restart after SIGKILL, {r['keys']:,} cards",
+                    f"{_num(r['restart_after_sigkill_s'], '{:.1f}')} s",
+                    "",
+                    f"same store, start to /readyz 200; read "
+                    f"{_num(r.get('restart_changelog_records'))} of "
+                    f"{_num(r.get('changelog_offsets_at_kill'))} changelog offsets "
+                    f"(bulk restore {took:.1f} s{wiped})",
+                ]
+            )
         rows.append(
             [
-                f"recovery of {r['keys']:,} cards",
+                f"full rebuild of {r['keys']:,} cards",
                 f"{_num(r.get('recovery_s'), '{:.1f}')} s",
                 "",
-                f"start to /readyz 200; {_num(r.get('keys_in_store'))} keys in store after",
+                f"store deleted, start to /readyz 200; {_num(r.get('keys_in_store'))} keys "
+                "in store after",
             ]
         )
         rows.append(

@@ -220,3 +220,59 @@ async def end_offsets(bootstrap: str, topic: str, partitions: int) -> int:
         return sum(ends.values())
     finally:
         await consumer.stop()
+
+
+async def count_records(
+    bootstrap: str, topic: str, partitions: int, timeout: float = 300.0
+) -> dict[str, float | int | bool]:
+    """Read a whole topic with a `read_committed` consumer and count the records it returns.
+
+    Aborted records and transaction markers are not returned. Stops when every partition's
+    position reached its last stable offset (read_committed end offset), or after three
+    empty polls in a row (a partition ending in a marker may not move the position on).
+    `offsets` is the sum of the log-end offsets (records + markers + aborted records).
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    started = time.perf_counter()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    records = 0
+    complete = True
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        stable = await consumer.end_offsets(tps)  # read_committed: the last stable offsets
+        pending = {tp for tp in tps if stable[tp] > 0}
+        idle = 0
+        deadline = time.monotonic() + timeout
+        while pending and idle < 3:
+            if time.monotonic() > deadline:
+                complete = False
+                break
+            batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=50_000)
+            records += sum(len(batch) for batch in batches.values())
+            idle = 0 if batches else idle + 1
+            for tp in list(pending):
+                if await consumer.position(tp) >= stable[tp]:
+                    pending.discard(tp)
+        short = 0
+        for tp in pending:
+            short += stable[tp] - await consumer.position(tp)
+    finally:
+        await consumer.stop()
+    return {
+        "records": records,
+        "offsets": await end_offsets(bootstrap, topic, partitions),
+        "stable_offsets": sum(stable.values()),
+        "unread_offsets_at_end": short,
+        "complete": complete,
+        "read_s": round(time.perf_counter() - started, 2),
+    }

@@ -10,8 +10,11 @@ recovery and the first commit interval's worth of events are excluded.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -32,11 +35,13 @@ from bench.kafka import (
     CommitTrace,
     OffsetWatcher,
     Record,
+    count_records,
+    end_offsets,
     make_topics,
     produce,
 )
 from bench.profiling import Recorder, format_hot_spots, hot_spots
-from bench.worker import REPO, Deployment, WorkerProcess, cpu_seconds
+from bench.worker import REPO, Deployment, WorkerProcess, cpu_seconds, machine_cpu_seconds
 
 log = logging.getLogger("bench")
 
@@ -122,7 +127,7 @@ async def _watch_worker(
     trace = CommitTrace()
     processed: list[tuple[float, float]] = []
     ready_s: float | None = None
-    cpu0 = cpu1 = b0 = b1 = s0 = s1 = 0.0
+    cpu0 = cpu1 = b0 = b1 = s0 = s1 = m0 = m1 = 0.0
     first_seen = False
     next_scrape = 0.0
     counted0 = worker.metric_sum("vigil_events_in_total", f'topic="{topic}"') or 0.0
@@ -137,11 +142,13 @@ async def _watch_worker(
                     first_seen = True
                     cpu0 = worker.cpu_seconds()
                     b0, s0 = cpu_seconds(ctx.broker_pid), time.process_time()
+                    m0 = machine_cpu_seconds()
                     if on_first_commit is not None:
                         on_first_commit()
                 if value >= target:
                     cpu1 = worker.cpu_seconds()
                     b1, s1 = cpu_seconds(ctx.broker_pid), time.process_time()
+                    m1 = machine_cpu_seconds()
                     break
             if ready_s is None and worker.http("/readyz")[0] == 200:
                 ready_s = now - worker.started_at
@@ -166,6 +173,9 @@ async def _watch_worker(
         info["cpu_us_per_event"] = round(1e6 * (cpu1 - cpu0) / max(events, 1), 1)
         info["broker_cpu_per_wall"] = round((b1 - b0) / seconds, 2)
         info["bench_cpu_per_wall"] = round((s1 - s0) / seconds, 2)
+        # Everything else on the machine (of 2 CPUs here): other engineers' test runs.
+        own = (cpu1 - cpu0) + (b1 - b0) + (s1 - s0)
+        info["other_cpu_per_wall"] = round(max(0.0, m1 - m0 - own) / seconds, 2)
     return trace, ready_s, info
 
 
@@ -196,10 +206,15 @@ async def baseline(ctx: Context) -> dict[str, Any]:
     cmd += ["--input", topic_in, "--output", topic_out, "--group", group, "--expect", str(n)]
     ctx.say("baseline: consume -> orjson -> produce loop")
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    t0, m0, b0 = time.monotonic(), machine_cpu_seconds(), cpu_seconds(ctx.broker_pid)
+    s0, c0 = time.process_time(), _children_cpu()
     try:
         async with OffsetWatcher(ctx.broker.bootstrap, group, topic_in, ctx.partitions) as ow:
             trace = await ow.watch(n, timeout=600, alive=lambda: proc.poll() is None)
         out, _ = proc.communicate(timeout=60)
+        # The baseline process's CPU: reaped children's (it is the only child since t0).
+        own = _children_cpu() - c0 + cpu_seconds(ctx.broker_pid) - b0 + time.process_time() - s0
+        other = (machine_cpu_seconds() - m0 - own) / max(time.monotonic() - t0, 1e-9)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -211,8 +226,15 @@ async def baseline(ctx: Context) -> dict[str, Any]:
         "events": n,
         "avg_value_bytes": round(_avg_len(cycled), 1),
         "producer_rate": round(prod_rate),
+        # From process start to done (start-up included): other processes' CPU per second.
+        "other_cpu_per_wall": round(max(0.0, other), 2),
         "self_report": out.decode(errors="replace").strip().splitlines()[-1:],
     }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,9 +273,17 @@ async def fraud(ctx: Context, guarantee: str, profile: bool = False) -> dict[str
         mem = worker.memory()
         alerts = worker.metric("vigil_alerts_total", 'kind="fraud"')
         dups = worker.metric("vigil_events_in_total", 'outcome="duplicate"')
+        # State updates: every transaction processed "ok" writes its card's state once.
+        updates = worker.metric_sum(
+            "vigil_events_in_total", f'topic="{dep.topics["transactions"]}"', 'outcome="ok"'
+        )
     finally:
         prof_err = recorder.stop() if recorder is not None else ""
         stop_s = worker.stop()
+    # After the clean stop (every checkpoint committed): what the changelog holds.
+    changelog = await count_records(
+        ctx.broker.bootstrap, preload.changelog_topic(dep.app_id, "cards"), ctx.partitions
+    )
     rate, seconds, events = trace.rate(0, n)
     out: dict[str, Any] = {
         "guarantee": guarantee,
@@ -268,6 +298,11 @@ async def fraud(ctx: Context, guarantee: str, profile: bool = False) -> dict[str
         "duplicates": dups,
         "rss_mib": round(mem.get("VmRSS", 0.0), 1),
         "stop_s": round(stop_s, 2),
+        "state_updates": updates,
+        "changelog": changelog,
+        "changelog_records_per_update": (
+            round(changelog["records"] / updates, 4) if updates else None
+        ),
         **cpu,
     }
     if profile:
@@ -558,9 +593,25 @@ async def recovery(ctx: Context) -> dict[str, Any]:
         out["rss_mib_loaded"] = round(mem.get("VmRSS", 0.0), 1)
         out["hwm_mib_loaded"] = round(mem.get("VmHWM", 0.0), 1)
         out["table_keys_gauge_loaded"] = worker.metric("vigil_table_keys", 'table="cards"')
+        # (1) A crash: SIGKILL, restart on the same store dir (whatever Vigil keeps there).
+        worker.kill()
+        changelog = preload.changelog_topic(dep.app_id, "cards")
+        out["changelog_offsets_at_kill"] = await end_offsets(
+            ctx.broker.bootstrap, changelog, ctx.partitions
+        )
+        ctx.say(f"{tag}: worker SIGKILLed; restarting it on the same store")
+        mark = worker.log_size()
+        worker = dep.worker().start()
+        ready = await asyncio.to_thread(worker.wait_ready, 900.0, 0.05)
+        out["restart_after_sigkill_s"] = round(ready, 2)
+        out["rss_mib_after_sigkill_restart"] = round(worker.memory().get("VmRSS", 0.0), 1)
         out["stop_s"] = round(worker.stop(), 2)
+        out.update(_restart_log(worker.log_since(mark)))
+        out["keys_in_store_after_sigkill_restart"] = count_store_keys(dep.store_dir, "cards")
+        # (2) A lost disk: clean stop (above), store deleted, full rebuild from the changelog.
         shutil.rmtree(dep.store_dir, ignore_errors=True)
         ctx.say(f"{tag}: store deleted; restarting and timing recovery")
+        mark = worker.log_size()
         worker = dep.worker().start()
         recorder = None
         if ctx.profile:
@@ -579,9 +630,69 @@ async def recovery(ctx: Context) -> dict[str, Any]:
         out["table_keys_gauge_recovered"] = worker.metric("vigil_table_keys", 'table="cards"')
         out["rss_mib_recovered_settled"] = round(worker.memory().get("VmRSS", 0.0), 1)
         worker.stop()
+        out["recovery_phases_s"] = _phases(worker.log_since(mark))
         out["keys_in_store"] = count_store_keys(dep.store_dir, "cards")
     finally:
         worker.stop()
+    return out
+
+
+_BULK_RESTORE = re.compile(
+    r"bulk restore: (\d+) changelog records into (\d+) partitions in ([0-9.]+) s"
+)
+#: What a worker logs when it discarded its local stores after an unclean stop (before the
+#: commit protocol of b1dc970; later versions keep the stores).
+_STORE_DISCARDED = ("rebuilding local tables from their changelogs", "tables rebuilt from")
+
+
+_LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]")
+#: Log lines that mark a start's phases (the first of each after the start counts).
+_PHASE_MARKS = {
+    "start": "[^Worker]: Starting...",
+    "join_request": "(Re-)joining group",
+    "joined": "Joined group",
+    "bulk_restore_done": "bulk restore:",
+    "ready": "[^Worker]: Ready",
+}
+
+
+def _restart_log(text: str) -> dict[str, Any]:
+    """What a restart's log says about its table restore (every rebalance logs one line)."""
+    restores = [
+        {"records": int(n), "partitions": int(p), "seconds": float(t)}
+        for n, p, t in _BULK_RESTORE.findall(text)
+    ]
+    return {
+        # None: no "bulk restore" line (versions before 81d3224 log it only when N > 0).
+        "restart_changelog_records": sum(r["records"] for r in restores) if restores else None,
+        "restart_bulk_restores": restores,
+        "restart_store_discarded": any(s in text for s in _STORE_DISCARDED),
+        "restart_phases_s": _phases(text),
+    }
+
+
+def _phases(text: str) -> dict[str, float | None]:
+    """Seconds between the log's phase marks of one start (log timestamps, ms resolution).
+
+    start -> join_request: imports done to the group join request; join_request -> joined:
+    the group's wait (a SIGKILLed member stays in the group until its session times out);
+    joined -> bulk_restore_done: partitions opened, producers fenced, changelogs read in bulk;
+    bulk_restore_done -> ready: Faust's own recovery (whatever the bulk restore left).
+    """
+    seen: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _LOG_TIME.match(line)
+        if m is None:
+            continue
+        for name, mark in _PHASE_MARKS.items():
+            if name not in seen and mark in line:
+                stamp = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S"))
+                seen[name] = stamp + int(m.group(2)) / 1000
+    names = list(_PHASE_MARKS)
+    out: dict[str, float | None] = {}
+    for a, b in itertools.pairwise(names):
+        key = f"{a}_to_{b}"
+        out[key] = round(seen[b] - seen[a], 2) if a in seen and b in seen else None
     return out
 
 

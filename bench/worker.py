@@ -43,6 +43,25 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds all processes on the machine used so far (busy time from /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    ticks = [int(f) for f in fields]
+    busy = sum(ticks[:8]) - ticks[3] - ticks[4]  # all but idle and iowait (guest is in user)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> float:
+    """The 1-minute load average (other engineers' test runs share this machine)."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1.0
+
+
 @dataclass
 class Deployment:
     """One isolated Vigil deployment on the shared broker: unique app id and topic names."""
@@ -156,14 +175,14 @@ class WorkerProcess:
                         return None
         return None
 
-    def metric_sum(self, name: str, label: str = "") -> float | None:
-        """Sum of every sample of `name` whose labels contain `label` (None: no /metrics)."""
+    def metric_sum(self, name: str, *labels: str) -> float | None:
+        """Sum of every sample of `name` whose labels contain all `labels` (None: no /metrics)."""
         text = self.metrics()
         if not text:
             return None
         total = 0.0
         for line in text.splitlines():
-            if line.startswith(name + "{") and label in line:
+            if line.startswith(name + "{") and all(label in line for label in labels):
                 try:
                     total += float(line.rpartition(" ")[2])
                 except ValueError:
@@ -203,6 +222,22 @@ class WorkerProcess:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(30)
+
+    def log_size(self) -> int:
+        """Bytes in the log so far (the log is appended to by every start on this workdir)."""
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        """The log from byte `offset` on (what the starts after that point wrote)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def tail(self, lines: int = 40) -> str:
         try:
