@@ -58,3 +58,39 @@ def test_the_image_install_has_the_worker_and_no_developer_tools(tmp_path):
     devtools = sorted(p for p in installed if "/app/devtools/" in f"/{p}")
     assert devtools == [], devtools
     assert (REPO / "app" / "devtools").is_dir()  # the source checkout keeps them
+
+
+def test_vigil_kafka_finds_its_broker_files_in_an_installed_package(tmp_path):
+    """A plain (non-editable) install of the full package carries the broker's POM and log4j
+    config as package data: `vigil kafka` needs no source checkout."""
+    prefix = tmp_path / "install"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            f"--prefix={prefix}",
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    site = next(prefix.rglob("site-packages"))
+    code = "from app.devtools.kafka.jars import find_pom; print(find_pom())"
+    found = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert found.returncode == 0, found.stderr
+    pom = Path(found.stdout.strip())
+    assert pom.is_relative_to(site) and pom.is_file(), pom
+    assert (pom.parent / "log4j.properties").is_file()

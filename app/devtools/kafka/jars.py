@@ -27,16 +27,18 @@ _MARKER = ".complete"
 
 
 def find_pom() -> Path:
-    """The POM naming the broker jars: ``$VIGIL_KAFKA_POM``, else the source checkout's own.
+    """The POM naming the broker jars: ``$VIGIL_KAFKA_POM``, else the one in this package.
 
-    Why walk up from this file rather than a fixed ``parents[n]``: the package's depth in the
-    tree changes when modules move (a fixed depth once silently pointed at ``app/`` instead of
-    the repository root), while ``deploy/kafka/pom.xml`` is what identifies the root. An
-    installed package has no checkout around it, hence the one-line explanation.
+    The POM and the broker's log4j config ship inside the package (package data), so
+    `vigil kafka` works from an installed package too; ``deploy/kafka/`` links to them.
+    Failing that (a tree without them), the source checkout's ``deploy/kafka/pom.xml``.
     """
     env = os.environ.get(POM_ENV)
     if env:
         return Path(env).expanduser()
+    packaged = Path(__file__).resolve().parent / "pom.xml"
+    if packaged.is_file():
+        return packaged
     for parent in Path(__file__).resolve().parents:
         candidate = parent / _POM_IN_CHECKOUT
         if candidate.is_file():
