@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from app.devtools import processes
+from app.devtools.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,12 +20,6 @@ TOPIC_SETTINGS = {
     "cart_recovered": "VIGIL_TOPIC_CART_RECOVERED",
     "dead_letters": "VIGIL_TOPIC_DEAD_LETTERS",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -100,94 +90,18 @@ class Deployment:
         return WorkerProcess(self.env, self.workdir, self.port)
 
 
-class WorkerProcess:
-    """`python -m app.cli worker` as a child process, logging to `workdir/worker.log`."""
+class WorkerProcess(processes.WorkerProcess):
+    """The shared worker harness (`app.devtools.processes`), logging to `workdir/worker.log`,
+    plus what the benchmark reads: memory and CPU from /proc, and the log since a start."""
 
     def __init__(self, env: dict[str, str], workdir: Path, port: int) -> None:
-        self.env = env
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(env, workdir / "worker.log", port, cwd=REPO)
         self.workdir = workdir
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.log_path = workdir / "worker.log"
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
 
     def start(self) -> WorkerProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-        env.update(self.env)
-        with open(self.log_path, "ab") as log:
-            self.started_at = time.monotonic()
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker"],
-                env=env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        super().start()
         return self
-
-    def http(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-        except OSError:
-            return 0, b""
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_ready(self, timeout: float = 180.0, interval: float = 0.1) -> float:
-        """Block until /readyz is 200; returns seconds since `start()`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"worker exited {self.returncode()}:\n{self.tail()}")
-            status, _ = self.http("/readyz")
-            if status == 200:
-                return time.monotonic() - self.started_at
-            time.sleep(interval)
-        raise RuntimeError(f"worker not ready after {timeout:.0f} s:\n{self.tail()}")
-
-    def returncode(self) -> int | None:
-        return self.proc.poll() if self.proc is not None else None
-
-    def metrics(self) -> str:
-        status, body = self.http("/metrics")
-        return body.decode() if status == 200 else ""
-
-    def metric(self, name: str, label: str = "") -> float | None:
-        """The value of the first sample of `name` whose labels contain `label`."""
-        for line in self.metrics().splitlines():
-            if line.startswith(name) and label in line:
-                head, _, value = line.rpartition(" ")
-                if head.split("{", 1)[0] == name:
-                    try:
-                        return float(value)
-                    except ValueError:
-                        return None
-        return None
-
-    def metric_sum(self, name: str, *labels: str) -> float | None:
-        """Sum of every sample of `name` whose labels contain all `labels` (None: no /metrics)."""
-        text = self.metrics()
-        if not text:
-            return None
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(name + "{") and all(label in line for label in labels):
-                try:
-                    total += float(line.rpartition(" ")[2])
-                except ValueError:
-                    continue
-        return total
 
     def memory(self) -> dict[str, float]:
         """VmRSS and VmHWM (peak) of the worker process, in MiB, from /proc."""
@@ -206,23 +120,6 @@ class WorkerProcess:
         """User + system CPU time of the worker so far (from /proc/<pid>/stat)."""
         return cpu_seconds(self.pid)
 
-    def stop(self, timeout: float = 60.0) -> float:
-        """SIGTERM, wait (SIGKILL after `timeout`); returns the seconds it took."""
-        started = time.monotonic()
-        if self.proc is None or self.proc.poll() is not None:
-            return 0.0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        return time.monotonic() - started
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
-
     def log_size(self) -> int:
         """Bytes in the log so far (the log is appended to by every start on this workdir)."""
         try:
@@ -238,10 +135,3 @@ class WorkerProcess:
                 return f.read().decode(errors="replace")
         except OSError:
             return ""
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join(text[-lines:])
