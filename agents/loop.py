@@ -4,7 +4,8 @@ transaction (`app.runtime.transactions`), dead letters for what cannot be proces
 A handler is synchronous: decode, read state, detect, stage the new state and the outputs.
 The loop brackets it as one event of the partition's transaction: a handler that raises has
 what it staged rolled back and its record dead-lettered as `internal error: ...`, so one
-poisoned record neither stops the partition nor leaves half its changes behind. Everything is
+poisoned record neither stops the partition nor leaves half its changes behind
+(`app.contract.intake.failure` words the reason, the same for `vigil replay`). Everything is
 sent at the next checkpoint (`app.runtime.partitions`), in the partition's Kafka transaction.
 
 Outputs go to the same partition number as the input record. Output topics have the same
@@ -15,7 +16,6 @@ would land anyway; being explicit keeps every write in the partition's transacti
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,12 +23,10 @@ import orjson
 from faust.types import Message, StreamT, TopicT
 
 from app.contract.deadletters import dead_letter
-from app.contract.intake import Rejected
+from app.contract.intake import Rejected, failure
 from app.contract.timeutil import now_ms
 from app.runtime.service import metrics, topics, transactions
 from app.runtime.transactions import PartitionTransaction
-
-log = logging.getLogger(__name__)
 
 Handler = Callable[[PartitionTransaction, Message], None]
 
@@ -42,17 +40,23 @@ def send_json(
 
 
 def reject(txn: PartitionTransaction, message: Message, rejected: Rejected) -> None:
-    """Stage the input record on dead letters with its reason and original bytes; count it."""
+    """Stage the input record on dead letters with its reason and original bytes; count it.
+
+    A record holding a raw card number is stored as the intake masked it, key included.
+    """
+    raw_key = rejected.key if rejected.masked else message.key
+    if not isinstance(raw_key, bytes | str | None):
+        raw_key = None
     value = dead_letter(
         source_topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        key=message.key,
+        key=raw_key,
         error=rejected.error,
-        payload=message.value,
+        payload=rejected.payload if rejected.masked else message.value,
         ts_ms=now_ms(),
     )
-    key = message.key if isinstance(message.key, bytes | None) else None
+    key = raw_key.encode() if isinstance(raw_key, str) else raw_key
     txn.send(topics.dead_letters.get_topic_name(), key, orjson.dumps(value), message.partition)
     metrics.dead_letter(message.topic, rejected.kind)
     metrics.event_in(message.topic, "dead_letter")
@@ -89,11 +93,5 @@ async def run(
             txn.rollback_event()
             if on_rollback is not None:
                 on_rollback(message.partition)
-            reject(txn, message, internal_error(exc))
+            reject(txn, message, failure(exc))
         txn.end_event(message.tp, message.offset)
-
-
-def internal_error(exc: BaseException) -> Rejected:
-    """A bug or corrupt state met while processing: logged, and the record dead-lettered."""
-    log.exception("processing failed; record sent to dead letters")
-    return Rejected(f"internal error: {type(exc).__name__}: {exc}"[:500], "internal")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 from app.cart.clock import EventClock
 from app.cart.config import CartConfig
-from app.cart.machine import CartOutput, apply, fire
+from app.cart.machine import CartOutput, apply, check, fire
 from app.cart.state import CartState
 from app.cart.store import CartStore, DictCartStore
 from app.cart.timers import TimerIndex
@@ -47,7 +47,12 @@ class CartEngine:
         return len(self.timers)
 
     def process(self, event: CartEvent) -> list[CartOutput]:
-        """Process one cart event; return the outputs in the order they must be written."""
+        """Process one cart event; return the outputs in the order they must be written.
+
+        Raises `CartLimitError` (and changes nothing) for an `add_to_cart` past the quantity bound.
+        """
+        if event.type == "add_to_cart":
+            check(self.store.get(event.user_id), event)
         self.clock.observe(event.ts)
         wall = self._wall()
         clock_ms = self.clock.now(wall)

@@ -15,8 +15,10 @@ from typing import Any, Literal
 
 from app.cart.config import CartConfig
 from app.cart.state import Abandonment, CartState, Item, cart_value
-from app.contract.events import CartEvent
+from app.contract.events import MAX_QUANTITY, CartEvent
+from app.contract.jsontext import show
 from app.contract.timeutil import format_ts
+from app.exceptions import DecodeError
 
 CartOutputKind = Literal["cart_abandoned", "cart_recovered"]
 
@@ -28,6 +30,30 @@ class CartOutput:
     kind: CartOutputKind
     key: str
     value: dict[str, Any]
+
+
+class CartLimitError(DecodeError):
+    """An `add_to_cart` would take a cart line past `MAX_QUANTITY`: the event is dead-lettered."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "value")
+
+
+def check(state: CartState | None, event: CartEvent) -> None:
+    """Raise `CartLimitError` when `apply` would take the event's cart line past the bound.
+
+    Called before anything changes (timers, clock, state), so a rejected event leaves no trace.
+    Firing a deadline never changes a cart's items, so the state before firing is the one
+    `apply` will see.
+    """
+    if event.type != "add_to_cart" or event.product_id is None or state is None:
+        return
+    old = state.items.get(event.product_id)
+    if old is not None and old.quantity + event.quantity > MAX_QUANTITY:
+        raise CartLimitError(
+            f"quantity: adding {event.quantity} to the {old.quantity} of product_id "
+            f"{show(event.product_id)} in the cart would exceed {MAX_QUANTITY}"
+        )
 
 
 def apply(

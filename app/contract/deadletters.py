@@ -11,6 +11,8 @@ from typing import Any
 
 from app.contract.timeutil import format_ts
 
+_SHOWN = 60  # characters of an offending value quoted in an error
+
 
 def _text_or_base64(raw: bytes | None) -> tuple[str | None, str]:
     """The original bytes as UTF-8 text where they decode, else base64 (and say which)."""
@@ -63,8 +65,14 @@ def key_error(field: str, key: bytes | str | None, expected: str) -> str | None:
     card's or a user's history. Such records go to dead letters instead.
     """
     if key is None:
-        return f"key: must be the record's {field} ({expected!r}), got no key"
+        return f"key: must be the record's {field} ({_quote(expected)}), got no key"
     text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
     if text != expected:
-        return f"key: must be the record's {field} ({expected!r}), got {text!r}"
+        return f"key: must be the record's {field} ({_quote(expected)}), got {_quote(text)}"
     return None
+
+
+def _quote(text: str) -> str:
+    """repr of `text`, cut to about 60 characters (keys and ids can be a megabyte long)."""
+    shown = repr(text)
+    return shown if len(shown) <= _SHOWN else shown[: _SHOWN - 1] + "…"

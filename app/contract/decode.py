@@ -14,30 +14,47 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-import orjson
-
-from app.contract.events import CART_EVENT_TYPES, CartEvent, Feedback, Transaction
+from app.contract import jsontext
+from app.contract.events import CART_EVENT_TYPES, MAX_QUANTITY, CartEvent, Feedback, Transaction
+from app.contract.pan import looks_like_pan, mask
 from app.contract.timeutil import parse_ts
 from app.exceptions import DecodeError
 
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-_SHOWN = 60  # characters of an offending value quoted in an error
+# Exact matches: fullmatch (a `$` would also match before a final newline) and ASCII only.
+_CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
+_COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 E = TypeVar("E")
 
+_show = jsontext.show
 
-def _show(value: object) -> str:
-    text = orjson.dumps(value).decode() if not isinstance(value, float) else repr(value)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+class PanError(DecodeError):
+    """The record's `card_id` is a raw card number: masked wherever the record is kept."""
+
+    def __init__(self, field: str, pan: str, obj: Mapping[str, Any]) -> None:
+        super().__init__(
+            f"{field}: looks like a raw card number ({mask(pan)}), not a token; not processed",
+            "pan",
+        )
+        self.pan = pan
+        self.obj = obj
 
 
 def load_object(raw: bytes | str) -> dict[str, Any]:
-    """Parse a JSON object; anything else (not UTF-8, not JSON, an array) is a DecodeError."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"value: not valid UTF-8 JSON ({exc.msg})", "json") from None
+    """Parse a JSON object within the contract's limits; else a DecodeError with the reason.
+
+    At most 1 MiB and 64 levels deep; unknown fields may hold any valid JSON (`1e999`, lone
+    surrogate escapes): see `app.contract.jsontext`.
+    """
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if len(data) > jsontext.MAX_VALUE_BYTES:
+        raise DecodeError(
+            f"value: larger than 1 MiB ({len(data)} bytes, at most {jsontext.MAX_VALUE_BYTES})",
+            "json",
+        )
+    obj = jsontext.loads(data)
     if not isinstance(obj, dict):
         raise DecodeError(f"value: must be a JSON object, got {type(obj).__name__}", "json")
     return obj
@@ -51,6 +68,7 @@ def _string(obj: Mapping[str, Any], field: str, required: bool = True) -> str | 
         return None
     if not isinstance(value, str):
         raise DecodeError(f"{field}: must be a string, got {_show(value)}", "type")
+    _unicode(field, value)
     if required and not value.strip():
         raise DecodeError(f"{field}: must not be empty", "value")
     return value
@@ -74,8 +92,9 @@ def _number(obj: Mapping[str, Any], field: str, required: bool = True) -> float 
     elif isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str):
+        text = value.strip()
         try:
-            number = float(Decimal(value.strip())) if value.strip() else math.nan
+            number = float(Decimal(text)) if _DECIMAL.fullmatch(text) else math.nan
         except (InvalidOperation, ValueError):
             number = math.nan
     else:
@@ -87,7 +106,7 @@ def _number(obj: Mapping[str, Any], field: str, required: bool = True) -> float 
 
 def _currency(obj: Mapping[str, Any], field: str = "currency", required: bool = True) -> str | None:
     value = _string(obj, field, required)
-    if value is not None and not _CURRENCY.match(value):
+    if value is not None and not _CURRENCY.fullmatch(value):
         raise DecodeError(
             f"{field}: must be an ISO 4217 code of 3 upper-case letters, got {_show(value)}",
             "value",
@@ -114,18 +133,35 @@ def _optional_text(obj: Mapping[str, Any], field: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
+        _unicode(field, value)
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     raise DecodeError(f"{field}: must be a string, got {_show(value)}", "type")
 
 
+def _unicode(field: str, value: str) -> None:
+    """Text Vigil keeps or writes out must be real Unicode: no lone surrogate escapes."""
+    if jsontext.has_surrogate(value):
+        raise DecodeError(
+            f"{field}: not valid Unicode (lone surrogate), got {_show(value)}", "value"
+        )
+
+
+def _no_pan(obj: Mapping[str, Any], field: str = "card_id") -> None:
+    """Checked before any other field, so no other reason can quote or keep a raw number."""
+    value = obj.get(field)
+    if isinstance(value, str) and looks_like_pan(value):
+        raise PanError(field, value, obj)
+
+
 def transaction_from(obj: Mapping[str, Any]) -> Transaction:
     """Validate a decoded JSON object as a transaction."""
+    _no_pan(obj)
     lat = _coordinate(obj, "lat", 90)
     lon = _coordinate(obj, "lon", 180)
     country = _string(obj, "country", required=False)
-    if country is not None and not _COUNTRY.match(country):
+    if country is not None and not _COUNTRY.fullmatch(country):
         raise DecodeError(
             "country: must be an ISO 3166 alpha-2 code (2 upper-case letters), "
             f"got {_show(country)}",
@@ -150,6 +186,7 @@ def transaction_from(obj: Mapping[str, Any]) -> Transaction:
 
 def feedback_from(obj: Mapping[str, Any]) -> Feedback:
     """Validate a decoded JSON object as a fraud-feedback label."""
+    _no_pan(obj)
     label = _req(obj, "label")
     if label not in ("fraud", "legit"):
         raise DecodeError(f'label: must be "fraud" or "legit", got {_show(label)}', "value")
@@ -175,8 +212,15 @@ def cart_event_from(obj: Mapping[str, Any]) -> CartEvent:
     quantity = obj.get("quantity", 1)
     if quantity is None:
         quantity = 1
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-        raise DecodeError(f"quantity: must be an integer >= 1, got {_show(quantity)}", "value")
+    if (
+        isinstance(quantity, bool)
+        or not isinstance(quantity, int)
+        or not 1 <= quantity <= MAX_QUANTITY
+    ):
+        raise DecodeError(
+            f"quantity: must be an integer >= 1 and <= {MAX_QUANTITY}, got {_show(quantity)}",
+            "value",
+        )
     return CartEvent(
         event_id=_req(obj, "event_id"),
         user_id=_req(obj, "user_id"),

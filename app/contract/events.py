@@ -16,6 +16,8 @@ CART_EVENT_TYPES: frozenset[str] = frozenset(
     ("view", "add_to_cart", "remove_from_cart", "begin_checkout", "purchase")
 )
 FeedbackLabel = Literal["fraud", "legit"]
+#: A cart event's `quantity`, and a cart line's total, are at most this (contract "Cart event").
+MAX_QUANTITY = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

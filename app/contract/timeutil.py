@@ -13,10 +13,20 @@ from datetime import UTC, datetime
 
 from app.exceptions import DecodeError
 
+_SHOWN = 60  # characters of an offending value quoted in an error
+
+
+def _quote(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
 # RFC 3339 date-time: full date, 'T' (or space, or lower-case t), time with seconds, optional
 # fraction, and a mandatory offset. fromisoformat alone accepts dates without time or offset.
+# Any number of fraction digits (kept to the millisecond); ASCII digits only, matched whole.
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Accept epoch milliseconds between 1970 and 2200: anything else is a unit mistake (seconds or
@@ -28,7 +38,9 @@ _MAX_MS = 7_258_118_400_000
 def parse_ts(value: object, field: str = "ts") -> int:
     """Return epoch milliseconds for an RFC 3339 string or an integer of epoch milliseconds."""
     if isinstance(value, bool):
-        raise DecodeError(f"{field}: must be RFC 3339 or integer epoch milliseconds, got {value!r}")
+        raise DecodeError(
+            f"{field}: must be RFC 3339 or integer epoch milliseconds, got {value!r}", "type"
+        )
     if isinstance(value, int):
         if not _MIN_MS <= value <= _MAX_MS:
             raise DecodeError(
@@ -36,11 +48,11 @@ def parse_ts(value: object, field: str = "ts") -> int:
             )
         return value
     if isinstance(value, str):
-        m = _RFC3339.match(value)
+        m = _RFC3339.fullmatch(value)
         if m is None:
             raise DecodeError(
                 f"{field}: must be RFC 3339 with an offset or integer epoch milliseconds, "
-                f"got {value!r}"
+                f"got {_quote(value)}"
             )
         frac = m.group(7) or ""
         base = value[: m.start(7)] if frac else value[: m.start(8)]
@@ -49,17 +61,19 @@ def parse_ts(value: object, field: str = "ts") -> int:
         try:
             dt = datetime.fromisoformat(base.replace("t", "T").replace(" ", "T") + offset)
         except ValueError as exc:
-            raise DecodeError(f"{field}: not a valid date-time {value!r} ({exc})") from None
+            raise DecodeError(f"{field}: not a valid date-time {_quote(value)} ({exc})") from None
         delta = dt - _EPOCH
         ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
         if frac:
             ms += int((frac[1:] + "00")[:3])
         if not _MIN_MS <= ms <= _MAX_MS:
-            raise DecodeError(f"{field}: date-time out of range (1970..2200), got {value!r}")
+            raise DecodeError(
+                f"{field}: date-time out of range (1970..2200), got {_quote(value)}", "value"
+            )
         return ms
+    shown = repr(value) if isinstance(value, float) else type(value).__name__
     raise DecodeError(
-        f"{field}: must be RFC 3339 or integer epoch milliseconds, got {type(value).__name__}",
-        "type",
+        f"{field}: must be RFC 3339 or integer epoch milliseconds, got {_quote(shown)}", "type"
     )
 
 

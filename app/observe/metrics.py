@@ -66,8 +66,9 @@ ALERT_KINDS: tuple[str, ...] = ("fraud", "cart_abandoned", "cart_recovered")
 RULES: tuple[str, ...] = DETECTOR_RULES
 
 #: Why a record went to dead letters: ``DecodeError.kind`` values (json, missing, field, type,
-#: value), ``internal`` for an unexpected exception while processing a decoded record, and
-#: ``other`` for anything else. Never the free-text error message.
+#: value), ``pan`` for a raw card number where a token belongs, ``internal`` for an unexpected
+#: exception while processing a decoded record, and ``other`` for anything else. Never the
+#: free-text error message.
 DEAD_LETTER_REASONS: tuple[str, ...] = (
     "json",
     "missing",
@@ -75,6 +76,7 @@ DEAD_LETTER_REASONS: tuple[str, ...] = (
     "field",
     "type",
     "value",
+    "pan",
     "internal",
     OTHER,
 )
