@@ -100,7 +100,7 @@ def install(runtime: Any) -> None:
         app = manager.app
         changelogs = app.tables.changelog_topics
         tids = {
-            _transactional_id(app, tp)
+            _runtime.transactional_id_for(tp.topic, tp.partition)
             for tp in assigned
             if tp.topic not in changelogs and not app.assignor.is_standby(tp)
         }
@@ -139,12 +139,6 @@ def install(runtime: Any) -> None:
     Consumer.resume_flow = resume_flow_with_held  # type: ignore[method-assign,assignment]
     TransactionManager.on_rebalance = rebalance_producers  # type: ignore[method-assign,assignment]
     AIOKafkaConsumerThread._highwaters = broker_highwaters  # type: ignore[method-assign,assignment]
-
-
-def _transactional_id(app: Any, tp: Any) -> str:
-    from app.runtime.partitions import transactional_id
-
-    return transactional_id(app.conf.id, app.assignor.group_for_topic(tp.topic), tp.partition)
 
 
 def _after_commit(consumer: Any, offsets: dict[Any, int]) -> None:

@@ -52,13 +52,29 @@ EXIT_CHECKPOINT_FAILED = 3
 TRANSACTION_TIMEOUT_MS = 15_000
 
 
-def transactional_id(app_id: str, group: int, partition: int) -> str:
-    """The one place Faust's transactional-id format lives (`<app_id>-<group>-<partition>`).
+def transactional_id(app_id: str, stream: str, partition: int) -> str:
+    """The one place the transactional-id format lives: `<app_id>-<stream>-<partition>`.
 
-    The same format as Faust's own transaction manager, so a worker of an older Vigil that
-    still used Faust's producers is fenced by the first worker of this one.
+    One id per input partition of one *stream* (an agent's topics: cart events and cart ticks
+    are one stream), so that whoever is assigned that partition next starts that id and fences
+    its previous owner. Not Faust's format (`<app_id>-<group>-<partition>`): Faust's group is
+    the index of a partition *count*, so partition 3 of every 6-partition topic of every agent
+    shares one id, while the assignor may give transactions/3 to one worker and cart-events/3 to
+    another. Two live owners of one id fence each other at random, and a worker that already
+    holds the id from one topic starts no producer when it takes over the other topic's
+    partition, so the zombie it should fence can still commit (seen: an abandoned cart
+    committed twice in a chaos run).
     """
-    return f"{app_id}-{group}-{partition}"
+    return f"{app_id}-{stream}-{partition}"
+
+
+def stream_names(app: Any) -> dict[str, str]:
+    """Topic -> the name of the agent that consumes it (its stream), for every agent."""
+    names: dict[str, str] = {}
+    for agent in app.agents.values():
+        for topic in getattr(agent.channel, "topics", ()):
+            names[topic] = str(agent.name)
+    return names
 
 
 class RocksTableStore:
@@ -158,7 +174,7 @@ class PartitionTransactions:
         self.gate = Gate()
         self._by_source: dict[tuple[str, int], PartitionTransaction] = {}
         self._by_tid: dict[str, PartitionTransaction] = {}
-        self._groups: dict[str, int] = {}
+        self._streams: dict[str, str] = {}  # topic -> stream (agent) name
         self._producers: dict[str, Any] = {}  # transactional id -> AIOKafkaProducer
         self._broken: set[str] = set()
         self._shared: Any = None  # at_least_once: one producer for every partition
@@ -187,15 +203,20 @@ class PartitionTransactions:
         """The transaction of the partition group that `topic`/`partition` belongs to."""
         txn = self._by_source.get((topic, partition))
         if txn is None:
-            group = self._groups.get(topic)
-            if group is None:
-                group = self._groups[topic] = self.app.assignor.group_for_topic(topic)
-            tid = transactional_id(self.app.conf.id, group, partition)
+            tid = self.transactional_id_for(topic, partition)
             txn = self._by_tid.get(tid)
             if txn is None:
                 txn = self._by_tid[tid] = PartitionTransaction(tid, partition)
             self._by_source[(topic, partition)] = txn
         return txn
+
+    def transactional_id_for(self, topic: str, partition: int) -> str:
+        """The transactional id of the stream that `topic` belongs to, for `partition`."""
+        stream = self._streams.get(topic)
+        if stream is None:
+            self._streams = stream_names(self.app)
+            stream = self._streams.setdefault(topic, topic)
+        return transactional_id(self.app.conf.id, stream, partition)
 
     def transactions(self) -> Iterator[PartitionTransaction]:
         return iter(list(self._by_tid.values()))

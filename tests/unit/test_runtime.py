@@ -22,15 +22,12 @@ class RefusingProducer:
 
 
 def _runtime(halt_timeout_s: float = 60.0) -> PartitionTransactions:
-    app = SimpleNamespace(
-        conf=SimpleNamespace(id="app"),
-        assignor=SimpleNamespace(group_for_topic=lambda topic: 0),
-        rebalancing=False,
-    )
+    agent = SimpleNamespace(name="vigil-x", channel=SimpleNamespace(topics=("input",)))
+    app = SimpleNamespace(conf=SimpleNamespace(id="app"), agents={"x": agent}, rebalancing=False)
     txns = PartitionTransactions(
         app, exactly_once=True, client_kwargs={}, halt_timeout_s=halt_timeout_s
     )
-    txns._producers[transactional_id("app", 0, 1)] = RefusingProducer()
+    txns._producers[transactional_id("app", "vigil-x", 1)] = RefusingProducer()
     return txns
 
 
@@ -70,3 +67,19 @@ async def test_no_exit_while_a_rebalance_is_under_way(monkeypatch, rebalancing):
     txns.app.rebalancing = rebalancing
     await txns.checkpoint()
     assert exits == []
+
+
+def test_one_transactional_id_per_stream_and_partition():
+    """Partition 1 of two agents' topics: two ids (Faust's format would give both one)."""
+    agents = {
+        "fraud": SimpleNamespace(name="vigil-fraud", channel=SimpleNamespace(topics=("txns",))),
+        "carts": SimpleNamespace(
+            name="vigil-carts", channel=SimpleNamespace(topics=("cart-events", "app-cart-ticks"))
+        ),
+    }
+    app = SimpleNamespace(conf=SimpleNamespace(id="app"), agents=agents, rebalancing=False)
+    txns = PartitionTransactions(app, exactly_once=True, client_kwargs={})
+    assert txns.transactional_id_for("txns", 1) == "app-vigil-fraud-1"
+    assert txns.transactional_id_for("cart-events", 1) == "app-vigil-carts-1"
+    assert txns.for_source("cart-events", 1) is txns.for_source("app-cart-ticks", 1)
+    assert txns.for_source("txns", 1) is not txns.for_source("cart-events", 1)

@@ -60,16 +60,3 @@ def test_install_is_idempotent_and_patches_every_method():
         again = current(m, c, n)
         assert again is fn, f"{c}.{n} patched twice"
         assert getattr(fn, "__vigil__", False), f"{c}.{n} not patched"
-
-
-def test_transactional_id_format_matches_faust():
-    from faust.transport.consumer import TransactionManager
-
-    from app.runtime.partitions import transactional_id
-
-    class Tpg:
-        group, partition = 2, 5
-
-    assert TransactionManager.transactional_id_format.format(
-        group_id="vigil", tpg=Tpg
-    ) == transactional_id("vigil", 2, 5)
