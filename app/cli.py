@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
+
+from pydantic import SecretStr
 
 from app.exceptions import BrokerUnavailable, ConfigError
 from app.settings import Settings, load_settings
@@ -25,21 +28,32 @@ def _fail(message: str, code: int) -> int:
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """Print the effective settings (secrets hidden) and exit 0."""
     for name, value in settings.model_dump().items():
-        print(f"{name} = {value!r}")
+        shown = "'**********'" if isinstance(value, SecretStr) else repr(value)
+        if name == "broker_security_protocol" and value is None:
+            shown += f"  # unset: {settings.security_protocol}"
+        print(f"{name} = {shown}")
     return 0
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from aiokafka.errors import KafkaError
+
     from app.runtime.store import prepare_store
     from app.runtime.topics import ensure_topics
 
     # Before any connection: a store dir holding another app's state stops the start (exit 2).
     prepare_store(settings.store_dir, settings.app_id)
     if settings.create_topics:
+        # aiokafka logs each failed connection; with no logging configured yet Python would
+        # print those lines too, beside the one line below that says what went wrong.
+        logging.getLogger("aiokafka").addHandler(logging.NullHandler())
         try:
             created = asyncio.run(ensure_topics(settings))
         except BrokerUnavailable as exc:
             return _fail(str(exc), 1)
+        except (KafkaError, RuntimeError) as exc:  # e.g. topic creation not authorised
+            text = str(exc).strip().splitlines()
+            return _fail(f"Kafka refused: {text[0] if text else type(exc).__name__}", 1)
         if created:
             print(f"vigil: created topics {', '.join(created)}", file=sys.stderr)
 

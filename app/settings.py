@@ -7,6 +7,7 @@ stops start-up with one line naming the setting (see `app.cli`), never a traceba
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,10 @@ from app.exceptions import ConfigError
 
 ENV_PREFIX = "VIGIL_"
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SSL_FILES = ("broker_ssl_cafile", "broker_ssl_certfile", "broker_ssl_keyfile")
+
 
 class Settings(BaseSettings):
     """Vigil's configuration; the README's settings table is generated from these fields."""
@@ -37,8 +42,29 @@ class Settings(BaseSettings):
     broker: str = Field(
         "kafka://127.0.0.1:9092", description="Bootstrap servers, `kafka://host:port[;host:port]`."
     )
-    broker_sasl_username: str | None = Field(None, description="SASL/PLAIN user (optional).")
-    broker_sasl_password: SecretStr | None = Field(None, description="SASL/PLAIN password.")
+    broker_security_protocol: SecurityProtocol | None = Field(
+        None,
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; unset: SASL_PLAINTEXT when a "
+        "SASL user is set, else PLAINTEXT.",
+    )
+    broker_sasl_mechanism: SaslMechanism = Field(
+        "PLAIN", description="SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+    )
+    broker_sasl_username: str | None = Field(None, description="SASL user (optional).")
+    broker_sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    broker_ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the CAs that sign the broker's certificate (else the system's).",
+    )
+    broker_ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate (chain) for mTLS (optional)."
+    )
+    broker_ssl_keyfile: Path | None = Field(
+        None, description="PEM private key of the client certificate (else in the certfile)."
+    )
+    broker_ssl_key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted client key (secret)."
+    )
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
         "exactly_once", description="Kafka transactions (exactly_once) or plain commits."
     )
@@ -127,6 +153,65 @@ class Settings(BaseSettings):
             raise ValueError("topic names must be distinct")
         return self
 
+    @model_validator(mode="after")
+    def _broker_security(self) -> Settings:
+        """The security settings fit together and their files load; else one `ConfigError`.
+
+        Raised as `ConfigError` (not `ValueError`) so the message names the setting at fault;
+        no message ever holds a secret's value.
+        """
+        protocol = self.security_protocol
+        user, password = self.broker_sasl_username, self.broker_sasl_password
+        if user and password is None:
+            raise ConfigError(
+                ENV_PREFIX + "BROKER_SASL_PASSWORD", "required with VIGIL_BROKER_SASL_USERNAME"
+            )
+        if password is not None and not user:
+            raise ConfigError(
+                ENV_PREFIX + "BROKER_SASL_USERNAME", "required with VIGIL_BROKER_SASL_PASSWORD"
+            )
+        if protocol.startswith("SASL_"):
+            if not user:
+                raise ConfigError(
+                    ENV_PREFIX + "BROKER_SASL_USERNAME",
+                    f"required with VIGIL_BROKER_SECURITY_PROTOCOL={protocol}",
+                )
+        else:
+            if user:
+                raise ConfigError(
+                    ENV_PREFIX + "BROKER_SASL_USERNAME",
+                    f"set, but VIGIL_BROKER_SECURITY_PROTOCOL={protocol} does not use SASL "
+                    f"(use SASL_{'SSL' if protocol == 'SSL' else 'PLAINTEXT'})",
+                )
+            if self.broker_sasl_mechanism != "PLAIN":
+                raise ConfigError(
+                    ENV_PREFIX + "BROKER_SASL_MECHANISM",
+                    f"set, but VIGIL_BROKER_SECURITY_PROTOCOL={protocol} does not use SASL",
+                )
+        tls = protocol in ("SSL", "SASL_SSL")
+        for name in (*SSL_FILES, "broker_ssl_key_password"):
+            if getattr(self, name) is not None and not tls:
+                raise ConfigError(
+                    ENV_PREFIX + name.upper(),
+                    f"set, but VIGIL_BROKER_SECURITY_PROTOCOL={protocol} does not use TLS "
+                    "(use SSL or SASL_SSL)",
+                )
+        for name in SSL_FILES:
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ConfigError(ENV_PREFIX + name.upper(), f"no such file: {path}")
+        if self.broker_ssl_keyfile is not None and self.broker_ssl_certfile is None:
+            raise ConfigError(
+                ENV_PREFIX + "BROKER_SSL_CERTFILE", "required with VIGIL_BROKER_SSL_KEYFILE"
+            )
+        if self.broker_ssl_key_password is not None and self.broker_ssl_certfile is None:
+            raise ConfigError(
+                ENV_PREFIX + "BROKER_SSL_CERTFILE", "required with VIGIL_BROKER_SSL_KEY_PASSWORD"
+            )
+        if tls:
+            self.kafka_ssl_context()  # unreadable PEM files or a wrong key password stop here
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -177,21 +262,88 @@ class Settings(BaseSettings):
         """The broker list as aiokafka wants it: `host:port,host:port`."""
         return self.broker.removeprefix("kafka://").replace(";", ",")
 
-    def kafka_client_kwargs(self) -> dict[str, Any]:
-        """Connection arguments for Vigil's own aiokafka clients (beside Faust's).
+    @property
+    def security_protocol(self) -> SecurityProtocol:
+        """The protocol Vigil's clients use: as set, else SASL_PLAINTEXT with a SASL user."""
+        if self.broker_security_protocol is not None:
+            return self.broker_security_protocol
+        return "SASL_PLAINTEXT" if self.broker_sasl_username else "PLAINTEXT"
 
-        The same broker and SASL/PLAIN credentials Faust is given, so the labels follower, the
-        bulk table restore and the transaction fencing reach a secured cluster too.
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of every Kafka client (None without TLS); host names are checked.
+
+        `aiokafka.helpers.create_ssl_context`: verifies the broker's certificate against
+        `broker_ssl_cafile` (else the system's CAs) and its host name, always; presents the
+        client certificate when one is configured (mTLS). A file that does not load raises
+        `ConfigError` naming its setting.
         """
-        kwargs: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers}
-        if self.broker_sasl_username and self.broker_sasl_password is not None:
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        from aiokafka.helpers import create_ssl_context
+
+        cafile, certfile = self.broker_ssl_cafile, self.broker_ssl_certfile
+        try:
+            context = create_ssl_context(cafile=str(cafile) if cafile else None)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ConfigError(
+                ENV_PREFIX + "BROKER_SSL_CAFILE", f"cannot load CA certificates: {_reason(exc)}"
+            ) from None
+        if certfile is not None:
+            keyfile, key_password = self.broker_ssl_keyfile, self.broker_ssl_key_password
+            try:
+                context.load_cert_chain(
+                    str(certfile),
+                    str(keyfile) if keyfile else None,
+                    key_password.get_secret_value() if key_password is not None else None,
+                )
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise ConfigError(
+                    ENV_PREFIX + "BROKER_SSL_CERTFILE",
+                    "cannot load the client certificate and key (VIGIL_BROKER_SSL_CERTFILE, "
+                    "VIGIL_BROKER_SSL_KEYFILE, VIGIL_BROKER_SSL_KEY_PASSWORD): " + _reason(exc),
+                ) from None
+        context.check_hostname = True  # create_ssl_context's default; never turned off
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def kafka_security_kwargs(self) -> dict[str, Any]:
+        """aiokafka's security arguments (protocol, SASL, TLS context); empty for PLAINTEXT.
+
+        The one place they are built: Vigil's own clients get them through
+        `kafka_client_kwargs()`, Faust the equivalent credentials (`broker_credentials` in
+        `app.runtime.faust_app`), so every connection to the broker is secured alike.
+        """
+        protocol = self.security_protocol
+        if protocol == "PLAINTEXT":
+            return {}
+        kwargs: dict[str, Any] = {"security_protocol": protocol}
+        if protocol.startswith("SASL_"):
+            assert self.broker_sasl_password is not None  # checked by _broker_security
             kwargs.update(
-                security_protocol="SASL_PLAINTEXT",
-                sasl_mechanism="PLAIN",
+                sasl_mechanism=self.broker_sasl_mechanism,
                 sasl_plain_username=self.broker_sasl_username,
                 sasl_plain_password=self.broker_sasl_password.get_secret_value(),
             )
+        context = self.kafka_ssl_context()
+        if context is not None:
+            kwargs["ssl_context"] = context
         return kwargs
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Connection arguments for Vigil's own aiokafka clients (beside Faust's).
+
+        The same broker, protocol, SASL credentials and TLS context Faust is given, so the
+        labels follower, the bulk table restore, the transactional producers and the topic
+        admin reach a secured cluster too. Holds the password: never log it.
+        """
+        return {"bootstrap_servers": self.bootstrap_servers, **self.kafka_security_kwargs()}
+
+
+def _reason(exc: BaseException) -> str:
+    """An SSL/OS error in a few words (no secret is ever part of one)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _ms(seconds: float) -> int:
@@ -207,6 +359,8 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(ENV_PREFIX + "CONFIG", f"no such file: {config_file}")
     try:
         return Settings(**overrides)
+    except ConfigError:  # raised by a validator that names its setting
+        raise
     except ValidationError as exc:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "settings"

@@ -132,19 +132,35 @@ class LeanMonitor(Monitor):
         """Nothing."""
 
 
+def broker_credentials(settings: Settings) -> Any:
+    """Faust's equivalent of `Settings.kafka_security_kwargs()`: the same protocol, mechanism,
+    user and TLS context, as `faust.SASLCredentials` / `faust.SSLCredentials` (None: PLAINTEXT).
+
+    Faust (faust/transport/drivers/aiokafka.py `credentials_to_aiokafka_auth`) turns these into
+    aiokafka's security_protocol, sasl_mechanism, sasl_plain_* and ssl_context for its consumer,
+    producers and admin calls; SASLCredentials means SASL_SSL exactly when it has a context.
+    """
+    security = settings.kafka_security_kwargs()
+    protocol = security.get("security_protocol", "PLAINTEXT")
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(security["ssl_context"])
+    return faust.SASLCredentials(
+        username=security["sasl_plain_username"],
+        password=security["sasl_plain_password"],
+        ssl_context=security.get("ssl_context"),
+        mechanism=security["sasl_mechanism"],
+    )
+
+
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app for these settings (no agents yet: the worker discovers them)."""
-    broker_credentials = None
-    if settings.broker_sasl_username and settings.broker_sasl_password is not None:
-        broker_credentials = faust.SASLCredentials(
-            username=settings.broker_sasl_username,
-            password=settings.broker_sasl_password.get_secret_value(),
-        )
     session = settings.session_timeout_s
     return faust.App(
         settings.app_id,
         broker=settings.broker,
-        broker_credentials=broker_credentials,
+        broker_credentials=broker_credentials(settings),
         store="rocksdb://",
         # Vigil's own subdirectory of the store dir (app.runtime.store); Faust formats the path
         # with its settings (`{conf.name}`), so braces in a real path are escaped.

@@ -9,13 +9,22 @@ partition count) turns that late crash into a clear start-up error.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+    for_code,
+)
 
 from app.exceptions import BrokerUnavailable, ConfigError
 from app.runtime.faust_app import FRAUD_LABELS_TOPIC_SUFFIX, TICKS_TOPIC_SUFFIX, internal_topic
@@ -110,6 +119,79 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
         await asyncio.sleep(0.1)
 
 
+async def connect_failure(settings: Settings, timeout_s: float = 10.0) -> str | None:
+    """Why a secured connection to the first bootstrap server fails, in one line; None if the
+    cause is not a security one (or the connection works now).
+
+    Names the settings to look at; never includes a secret.
+    """
+    from aiokafka.conn import create_conn
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    security = settings.kafka_security_kwargs()
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    server = settings.bootstrap_servers.split(",", 1)[0]
+    host, _, port = server.rpartition(":")
+    at = f"the Kafka broker at {server} ({protocol})"
+    try:
+        conn = await asyncio.wait_for(
+            create_conn(host, int(port), request_timeout_ms=int(timeout_s * 1000), **security),
+            timeout_s,
+        )
+        try:  # with TLS 1.3 a refused client certificate may show only at the first request
+            await asyncio.wait_for(conn.send(MetadataRequest([])), timeout_s)
+        finally:
+            conn.close()
+    except (SaslAuthenticationFailed, AuthenticationFailedError) as exc:
+        return (
+            f"authentication failed: {at} refused user {settings.broker_sasl_username!r} with "
+            f"{settings.broker_sasl_mechanism} (check VIGIL_BROKER_SASL_USERNAME, "
+            f"VIGIL_BROKER_SASL_PASSWORD and VIGIL_BROKER_SASL_MECHANISM): {_first_line(exc)}"
+        )
+    except UnsupportedSaslMechanismError:
+        return (
+            f"authentication failed: {at} does not accept SASL mechanism "
+            f"{settings.broker_sasl_mechanism} (VIGIL_BROKER_SASL_MECHANISM)"
+        )
+    except (KafkaError, OSError, TimeoutError, ValueError) as exc:
+        tls = _ssl_cause(exc)
+        if isinstance(tls, ssl.SSLCertVerificationError):
+            return (
+                f"TLS failed: {at} presented a certificate that does not verify against "
+                f"VIGIL_BROKER_SSL_CAFILE (or the system CAs) for host {host!r}: "
+                f"{tls.verify_message or _first_line(tls)}"
+            )
+        if tls is not None:
+            hint = (
+                " (the broker may require a client certificate: VIGIL_BROKER_SSL_CERTFILE, "
+                "VIGIL_BROKER_SSL_KEYFILE)"
+                if settings.broker_ssl_certfile is None
+                else " (is the client certificate, VIGIL_BROKER_SSL_CERTFILE, signed by a CA "
+                "the broker trusts?)"
+            )
+            return f"TLS failed: the handshake with {at} failed{hint}: {_first_line(tls)}"
+        return None
+    return None
+
+
+def _ssl_cause(exc: BaseException | None) -> ssl.SSLError | None:
+    """The TLS error behind an exception (aiokafka wraps it in KafkaConnectionError)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ssl.SSLError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def topic_specs(settings: Settings) -> list[VigilTopic]:
     """Every topic a worker reads or writes, except the changelogs Faust creates."""
     specs = [
@@ -139,14 +221,19 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
 
     Returns the names created.
     """
-    kwargs = settings.kafka_client_kwargs()  # with the SASL credentials, if any
+    kwargs = settings.kafka_client_kwargs()  # with the SASL credentials and TLS, if any
     admin = AIOKafkaAdminClient(**kwargs, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
     except (KafkaConnectionError, TimeoutError, OSError) as exc:
         await admin.close()
+        # aiokafka's bootstrap reports only "Unable to bootstrap": connect once more by hand
+        # to say why (a refused login or certificate is not an unreachable broker).
+        reason = await connect_failure(settings, timeout_s)
         raise BrokerUnavailable(
-            f"cannot reach the Kafka broker at {settings.bootstrap_servers} (VIGIL_BROKER): {exc}"
+            reason
+            or f"cannot reach the Kafka broker at {settings.bootstrap_servers} (VIGIL_BROKER): "
+            f"{exc}"
         ) from None
     try:
         specs = topic_specs(settings)

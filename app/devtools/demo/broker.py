@@ -61,10 +61,12 @@ def find_or_start_broker(settings: Settings) -> tuple[str, str, LocalKafka | Non
     caller stops a returned broker when the demo ends.
     """
     configured = settings.bootstrap_servers
-    if settings.broker_sasl_username:
+    if settings.security_protocol != "PLAINTEXT":
         raise DemoError(
-            "the demo talks to plain, unauthenticated brokers only: unset "
-            "VIGIL_BROKER_SASL_USERNAME, or run `vigil worker` against the secured cluster"
+            "the demo talks to plain, unauthenticated brokers only "
+            f"(VIGIL_BROKER_SECURITY_PROTOCOL is {settings.security_protocol}): unset "
+            "VIGIL_BROKER_SECURITY_PROTOCOL and VIGIL_BROKER_SASL_*/VIGIL_BROKER_SSL_*, or run "
+            "`vigil worker` against the secured cluster"
         )
     if broker_answers(configured):
         say(f"Kafka broker at {configured} (VIGIL_BROKER)")

@@ -16,6 +16,7 @@ ports, KRaft storage format), `process` (`LocalKafka`: start/stop/status of the 
 
 from app.devtools.kafka.admin import wait_for_broker
 from app.devtools.kafka.cli import main_kafka
+from app.devtools.kafka.config import ListenerSecurity
 from app.devtools.kafka.errors import KafkaStartError, KafkaToolingError
 from app.devtools.kafka.jars import POM_ENV, default_cache_dir, find_pom, kafka_version
 from app.devtools.kafka.process import KafkaStatus, LocalKafka, default_home
@@ -26,6 +27,7 @@ __all__ = [
     "KafkaStartError",
     "KafkaStatus",
     "KafkaToolingError",
+    "ListenerSecurity",
     "LocalKafka",
     "TopicSpec",
     "create_topics",

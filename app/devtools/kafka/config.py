@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from app.devtools import processes
 from app.devtools.kafka.errors import KafkaStartError
@@ -40,19 +42,85 @@ def previous_ports(props_path: Path) -> tuple[int, int] | None:
         return None
     props = dict(line.split("=", 1) for line in lines if "=" in line and line[:1] != "#")
     try:
-        broker = int(props["advertised.listeners"].rsplit(":", 1)[1])
+        plain = next(
+            a for a in props["advertised.listeners"].split(",") if a.startswith("PLAINTEXT://")
+        )
+        broker = int(plain.rsplit(":", 1)[1])
         controller = int(props["controller.quorum.voters"].rsplit(":", 1)[1])
-    except (KeyError, IndexError, ValueError):
+    except (KeyError, IndexError, ValueError, StopIteration):
         return None
     if broker != controller and port_free(broker) and port_free(controller):
         return broker, controller
     return None
 
 
+@dataclass(frozen=True)
+class ListenerSecurity:
+    """A secured client listener (SSL, SASL_SSL or SASL_PLAINTEXT) beside the PLAINTEXT one.
+
+    For tests of Vigil's security settings: the PLAINTEXT client, inter-broker and controller
+    listeners stay as they are on loopback; this one gets its own port. Kafka reads PEM files
+    directly (KIP-651): `keystore` holds the broker's private key (PKCS#8) and certificate
+    chain, `truststore` the CAs of client certificates (for `client_auth`). SCRAM users are
+    created when the storage is formatted (KIP-900), so they exist from the first start.
+    """
+
+    protocol: Literal["SSL", "SASL_SSL", "SASL_PLAINTEXT"]
+    keystore: Path | None = None
+    truststore: Path | None = None
+    client_auth: Literal["none", "requested", "required"] = "none"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    #: user -> password: SCRAM credentials (`sasl_mechanism` SCRAM-*) or PLAIN users.
+    users: Mapping[str, str] = field(default_factory=dict)
+    name: str = "SECURE"
+
+    def listener_config(self) -> dict[str, str]:
+        """The listener's `listener.name.<name>.*` settings."""
+        prefix = f"listener.name.{self.name.lower()}."
+        props: dict[str, str] = {}
+        if self.protocol in ("SSL", "SASL_SSL"):
+            if self.keystore is None:
+                raise ValueError(f"a {self.protocol} listener needs a keystore")
+            props[prefix + "ssl.keystore.type"] = "PEM"
+            props[prefix + "ssl.keystore.location"] = str(self.keystore)
+            if self.truststore is not None:
+                props[prefix + "ssl.truststore.type"] = "PEM"
+                props[prefix + "ssl.truststore.location"] = str(self.truststore)
+            props[prefix + "ssl.client.auth"] = self.client_auth
+        if self.protocol.startswith("SASL_"):
+            mech = self.sasl_mechanism
+            props[prefix + "sasl.enabled.mechanisms"] = mech
+            if mech == "PLAIN":
+                users = "".join(f' user_{u}="{p}"' for u, p in self.users.items())
+                module = "org.apache.kafka.common.security.plain.PlainLoginModule"
+                props[prefix + "plain.sasl.jaas.config"] = f"{module} required{users};"
+            else:
+                module = "org.apache.kafka.common.security.scram.ScramLoginModule"
+                props[prefix + f"{mech.lower()}.sasl.jaas.config"] = f"{module} required;"
+        return props
+
+    def format_args(self) -> list[str]:
+        """`kafka-storage format` arguments creating the SCRAM users."""
+        if not self.protocol.startswith("SASL_") or self.sasl_mechanism == "PLAIN":
+            return []
+        args: list[str] = []
+        for user, password in self.users.items():
+            args += ["--add-scram", f"{self.sasl_mechanism}=[name={user},password={password}]"]
+        return args
+
+
 def server_properties(
-    data_dir: Path, broker_port: int, controller_port: int, extra: Mapping[str, str]
+    data_dir: Path,
+    broker_port: int,
+    controller_port: int,
+    extra: Mapping[str, str],
+    security: ListenerSecurity | None = None,
+    secure_port: int | None = None,
 ) -> str:
-    """A single-node KRaft config sized for a laptop or CI box, not for production."""
+    """A single-node KRaft config sized for a laptop or CI box, not for production.
+
+    With `security`, a second client listener on `secure_port` (see `ListenerSecurity`).
+    """
     props: dict[str, str] = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
@@ -82,6 +150,14 @@ def server_properties(
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
     }
+    if security is not None:
+        if secure_port is None:
+            raise ValueError("a secured listener needs its port")
+        name = security.name
+        props["listeners"] += f",{name}://127.0.0.1:{secure_port}"
+        props["advertised.listeners"] += f",{name}://127.0.0.1:{secure_port}"
+        props["listener.security.protocol.map"] += f",{name}:{security.protocol}"
+        props.update(security.listener_config())
     props.update(extra)
     header = "# Generated by app/devtools/kafka/config.py; rewritten on every start.\n"
     return header + "".join(f"{k}={v}\n" for k, v in props.items())
@@ -98,8 +174,18 @@ def java_cmd(java: str, jars: Path, log4j: Path, *args: str) -> list[str]:
     ]
 
 
-def format_storage(java: str, jars: Path, log4j: Path, data_dir: Path, props_path: Path) -> None:
-    """Format the KRaft metadata log once; an already formatted dir keeps its topics."""
+def format_storage(
+    java: str,
+    jars: Path,
+    log4j: Path,
+    data_dir: Path,
+    props_path: Path,
+    extra_args: Sequence[str] = (),
+) -> None:
+    """Format the KRaft metadata log once; an already formatted dir keeps its topics.
+
+    `extra_args` go to `format` (e.g. `--add-scram ...`: `ListenerSecurity.format_args`).
+    """
     if (data_dir / "meta.properties").exists():
         return
 
@@ -122,4 +208,4 @@ def format_storage(java: str, jars: Path, log4j: Path, data_dir: Path, props_pat
     lines = [ln.strip() for ln in run("random-uuid").splitlines() if ln.strip()]
     if not lines:
         raise KafkaStartError("kafka.tools.StorageTool random-uuid printed no cluster id")
-    run("format", "-t", lines[-1], "-c", str(props_path))
+    run("format", "-t", lines[-1], "-c", str(props_path), *extra_args)

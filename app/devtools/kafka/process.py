@@ -51,6 +51,8 @@ class KafkaStatus:
     bootstrap: str | None
     version: str
     log_path: Path
+    #: The secured listener's `host:port` (a `LocalKafka(security=...)` only).
+    secure_bootstrap: str | None = None
 
     @property
     def url(self) -> str | None:
@@ -137,11 +139,14 @@ class LocalKafka:
         log4j: Path | str | None = None,
         heap: tuple[str, str] = ("256m", "512m"),
         extra_config: Mapping[str, str] | None = None,
+        security: config.ListenerSecurity | None = None,
         stop_at_exit: bool = False,
         die_with_parent: bool = False,
     ) -> None:
         """Configure, do not start. ``stop_at_exit``/``die_with_parent`` are for test brokers
         that must never outlive the test run; a CLI-started broker keeps running on purpose.
+        ``security`` adds a secured client listener on a port of its own (`status().
+        secure_bootstrap`), beside the PLAINTEXT one; without it the broker is unchanged.
         """
         self.home = Path(home).resolve() if home is not None else default_home()
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
@@ -149,6 +154,7 @@ class LocalKafka:
         self._log4j = Path(log4j) if log4j else None
         self.heap = heap
         self.extra_config = dict(extra_config or {})
+        self.security = security
         self.stop_at_exit = stop_at_exit
         self.die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
@@ -239,17 +245,37 @@ class LocalKafka:
             bootstrap=str(state["bootstrap"]) if running and state else None,
             version=str(state.get("version")) if running and state else self.version,
             log_path=self.log_path,
+            secure_bootstrap=(
+                str(state["secure_bootstrap"])
+                if running and state and state.get("secure_bootstrap")
+                else None
+            ),
         )
 
     # ---- start -------------------------------------------------------------------------------
 
-    def _launch(self, java: str, jars: Path, broker_port: int, controller_port: int) -> int:
+    def _launch(
+        self,
+        java: str,
+        jars: Path,
+        broker_port: int,
+        controller_port: int,
+        secure_port: int | None = None,
+    ) -> int:
         """Write config, format if needed, and spawn the JVM detached from our terminal."""
         data_dir = self.home / _DATA_DIR
         self.props_path.write_text(
-            config.server_properties(data_dir, broker_port, controller_port, self.extra_config)
+            config.server_properties(
+                data_dir,
+                broker_port,
+                controller_port,
+                self.extra_config,
+                self.security,
+                secure_port,
+            )
         )
-        config.format_storage(java, jars, self.log4j, data_dir, self.props_path)
+        format_args = self.security.format_args() if self.security is not None else []
+        config.format_storage(java, jars, self.log4j, data_dir, self.props_path, format_args)
         xms, xmx = self.heap
         cmd = config.java_cmd(java, jars, self.log4j, "kafka.Kafka", str(self.props_path))
         cmd[1:1] = [f"-Xms{xms}", f"-Xmx{xmx}", "-Djava.awt.headless=true"]
@@ -303,14 +329,21 @@ class LocalKafka:
             ports = None
             if broker_port == controller_port:
                 continue
+            secure_port = None
+            if self.security is not None:
+                secure_port = config.free_port()
+                if secure_port in (broker_port, controller_port):
+                    continue
             log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             started = time.monotonic()
-            pid = self._launch(java, jars, broker_port, controller_port)
+            pid = self._launch(java, jars, broker_port, controller_port, secure_port)
             bootstrap = f"127.0.0.1:{broker_port}"
+            secure = f"127.0.0.1:{secure_port}" if secure_port is not None else None
             self._write_state(
                 {
                     "pid": pid,
                     "bootstrap": bootstrap,
+                    "secure_bootstrap": secure,
                     "version": self.version,
                     "log": str(self.log_path),
                     "broker_port": broker_port,
@@ -337,7 +370,7 @@ class LocalKafka:
                     f"Kafka {self.version} did not start at {bootstrap}: {exc}\n"
                     f"--- last lines of {self.log_path} ---\n{log_tail}"
                 ) from exc
-            return KafkaStatus(True, pid, bootstrap, self.version, self.log_path)
+            return KafkaStatus(True, pid, bootstrap, self.version, self.log_path, secure)
         raise KafkaStartError("could not find two free loopback ports for Kafka")
 
     def _launched_alive(self) -> bool:
