@@ -104,7 +104,7 @@ def install(runtime: Any) -> None:
             for tp in assigned
             if tp.topic not in changelogs and not app.assignor.is_standby(tp)
         }
-        await _runtime.assign(tids)
+        await _runtime.assign(tids, getattr(app, "consumer_generation_id", None))
 
     async def stable_perform_seek(consumer: Any) -> None:
         # Patch 3. The hold accumulates: Faust may seek twice before it resumes the flow.

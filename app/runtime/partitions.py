@@ -175,6 +175,7 @@ class PartitionTransactions:
         self._by_source: dict[tuple[str, int], PartitionTransaction] = {}
         self._by_tid: dict[str, PartitionTransaction] = {}
         self._streams: dict[str, str] = {}  # topic -> stream (agent) name
+        self._generation: int | None = None  # the group generation of the last assignment
         self._producers: dict[str, Any] = {}  # transactional id -> AIOKafkaProducer
         self._broken: set[str] = set()
         self._shared: Any = None  # at_least_once: one producer for every partition
@@ -306,15 +307,22 @@ class PartitionTransactions:
             await producer.start()
             self._shared = producer
 
-    async def assign(self, tids: set[str]) -> None:
+    async def assign(self, tids: set[str], generation: int | None = None) -> None:
         """exactly_once: own exactly these partitions' transactional ids.
 
         Producers of partitions no longer owned are stopped; new ones are started and wait
         for their producer id, which fences the previous owner and ends its transaction.
+        A producer is kept only across consecutive group generations: a gap means this worker
+        missed a rebalance (its session lapsed: it was a zombie), so another worker may have
+        owned, and started, these ids meanwhile; every id is started afresh then.
         """
         self.drop_all()
+        missed = (
+            generation is None or self._generation is None or generation != self._generation + 1
+        )
+        self._generation = generation
         for tid in list(self._producers):
-            if tid not in tids or tid in self._broken:
+            if missed or tid not in tids or tid in self._broken:
                 producer = self._producers.pop(tid)
                 with suppress(Exception):
                     await producer.stop()

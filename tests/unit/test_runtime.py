@@ -83,3 +83,33 @@ def test_one_transactional_id_per_stream_and_partition():
     assert txns.transactional_id_for("cart-events", 1) == "app-vigil-carts-1"
     assert txns.for_source("cart-events", 1) is txns.for_source("app-cart-ticks", 1)
     assert txns.for_source("txns", 1) is not txns.for_source("cart-events", 1)
+
+
+class StartedProducer:
+    def __init__(self, tid: str) -> None:
+        self.tid = tid
+        self.stopped = False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_producers_are_kept_across_consecutive_generations_only(monkeypatch):
+    txns = _runtime()
+    txns._producers.clear()
+    started: list[str] = []
+
+    async def start(tid: str) -> StartedProducer:
+        started.append(tid)
+        return StartedProducer(tid)
+
+    monkeypatch.setattr(txns, "_start_transactional", start)
+    await txns.assign({"a", "b"}, generation=5)
+    assert sorted(started) == ["a", "b"]
+    await txns.assign({"a", "c"}, generation=6)  # consecutive: keep a, start c, stop b
+    assert sorted(started) == ["a", "b", "c"]
+    assert set(txns._producers) == {"a", "c"}
+    kept = txns._producers["a"]
+    await txns.assign({"a", "c"}, generation=8)  # missed generation 7: a zombie meanwhile
+    assert sorted(started) == ["a", "a", "b", "c", "c"]
+    assert kept.stopped and txns._producers["a"] is not kept
