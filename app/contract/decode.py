@@ -90,7 +90,10 @@ def _number(obj: Mapping[str, Any], field: str, required: bool = True) -> float 
     if isinstance(value, bool):
         number = math.nan
     elif isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            number = math.inf
     elif isinstance(value, str):
         text = value.strip()
         try:
@@ -120,7 +123,7 @@ def _coordinate(obj: Mapping[str, Any], field: str, limit: float) -> float | Non
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DecodeError(f"{field}: must be a number, got {_show(value)}", "type")
-    if not math.isfinite(value) or not -limit <= value <= limit:
+    if not -limit <= value <= limit:  # false for NaN, +-inf and any huge integer
         raise DecodeError(
             f"{field}: must be between -{limit:g} and {limit:g}, got {_show(value)}", "value"
         )

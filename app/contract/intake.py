@@ -11,6 +11,7 @@ a worker and a replay dead-letter such a record with the same reason.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
@@ -57,16 +58,8 @@ class Intake(Generic[E]):
 
     def __call__(self, value: bytes | str | None, key: bytes | str | object | None) -> E | Rejected:
         verdict = self._check(value, key)
-        if (
-            isinstance(verdict, Rejected)
-            and not verdict.masked
-            and self.key_field == "card_id"
-            and _is_pan_key(key)
-        ):
-            # A raw card number as the key is never stored, whatever else is wrong.
-            pan = _key_text(key) or ""
-            error = verdict.error.replace(pan, mask(pan))
-            return Rejected(error, verdict.kind, True, _mask_key(key, None), _bytes(value))
+        if isinstance(verdict, Rejected) and not verdict.masked:
+            return _mask_rejected(verdict, value, key)
         return verdict
 
     def _check(self, value: bytes | str | None, key: bytes | str | object | None) -> E | Rejected:
@@ -126,6 +119,32 @@ def _mask_key(key: bytes | str | object | None, pan: str | None) -> bytes | str 
     if looks_like_pan(masked):
         masked = mask(masked)
     return masked.encode() if isinstance(key, bytes) else masked
+
+
+# A card_id holding a card number in text that did not decode (truncated, corrupted).
+_CARD_ID_TEXT: Final = re.compile(rb'"card_id"\s*:\s*"([0-9 -]{13,37})"')
+
+
+def _mask_rejected(verdict: Rejected, value: bytes | str | None, key: object) -> Rejected:
+    """Whatever else is wrong with a record, a raw card number in its key or in a `card_id`
+    its bytes still show is masked in the dead letter (and the reason)."""
+    text = _key_text(key)
+    pan_key = text is not None and looks_like_pan(text)
+    raw = _bytes(value)
+    pans = [] if raw is None or b"card_id" not in raw else _CARD_ID_TEXT.findall(raw)
+    pans = [p for p in pans if looks_like_pan(p.decode())]
+    if not pan_key and not pans:
+        return verdict
+    error = verdict.error
+    if pan_key:
+        assert text is not None
+        error = error.replace(text, mask(text))
+    for pan in pans:
+        assert raw is not None
+        raw = raw.replace(pan, mask(pan.decode()).encode())
+        error = error.replace(pan.decode(), mask(pan.decode()))
+    key_out = _mask_key(key, None) if pan_key else key
+    return Rejected(error, verdict.kind, True, key_out, raw)  # type: ignore[arg-type]
 
 
 def _pan_rejected(exc: PanError, value: bytes | str, key: bytes | str | object | None) -> Rejected:

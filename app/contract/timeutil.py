@@ -17,7 +17,10 @@ _SHOWN = 60  # characters of an offending value quoted in an error
 
 
 def _quote(value: str) -> str:
-    text = repr(value)
+    return _cut(repr(value))
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 
 
@@ -44,7 +47,8 @@ def parse_ts(value: object, field: str = "ts") -> int:
     if isinstance(value, int):
         if not _MIN_MS <= value <= _MAX_MS:
             raise DecodeError(
-                f"{field}: epoch milliseconds out of range (1970..2200), got {value}", "value"
+                f"{field}: epoch milliseconds out of range (1970..2200), got {_cut(str(value))}",
+                "value",
             )
         return value
     if isinstance(value, str):

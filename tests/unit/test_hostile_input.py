@@ -9,7 +9,7 @@ import pytest
 from app.cart.engine import CartEngine
 from app.cart.machine import CartLimitError
 from app.contract.decode import decode_cart_event, decode_transaction, load_object
-from app.contract.intake import FEEDBACK, TRANSACTIONS, Rejected, failure
+from app.contract.intake import CART_EVENTS, FEEDBACK, TRANSACTIONS, Rejected, failure
 from app.contract.jsontext import MAX_VALUE_BYTES, dumps, loads, text_depth
 from app.contract.pan import looks_like_pan, luhn_ok, mask
 from app.detect.fraud import FraudDetector
@@ -347,3 +347,29 @@ class TestKcatPayloadObject:
 
 def test_load_object_accepts_str():
     assert load_object('{"a": 1}') == {"a": 1}
+
+
+class TestFoundByFuzzing:
+    BIG = "9" * 400  # valid JSON; orjson refuses it, the standard library reads an int
+
+    @pytest.mark.parametrize("field", ["amount", "lat", "lon"])
+    def test_huge_integers_in_numeric_fields(self, txn_bytes, field):
+        raw = txn_bytes()[:-1] + f',"{field}":{self.BIG}}}'.encode()
+        message = _error(decode_transaction, raw)
+        assert message.startswith(f"{field}: ") and len(message) < 150
+
+    def test_huge_epoch_is_quoted_short(self, txn_bytes):
+        raw = txn_bytes()[:-1] + f',"ts":{self.BIG}}}'.encode()
+        message = _error(decode_transaction, raw)
+        assert message.startswith("ts: epoch milliseconds out of range") and len(message) < 120
+
+    def test_card_number_in_a_record_that_does_not_decode_is_masked(self, txn_bytes):
+        raw = txn_bytes(card_id=PAN)[:-5]  # truncated: not JSON any more
+        verdict = TRANSACTIONS(raw, "k")
+        assert isinstance(verdict, Rejected) and verdict.kind == "json" and verdict.masked
+        assert PAN.encode() not in verdict.payload and b"411111******1111" in verdict.payload
+
+    def test_card_number_as_the_key_of_any_topic_is_masked(self, cart_bytes):
+        verdict = CART_EVENTS(cart_bytes(), PAN.encode())
+        assert isinstance(verdict, Rejected) and verdict.kind == "key"
+        assert verdict.key == b"411111******1111" and PAN not in verdict.error
