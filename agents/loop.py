@@ -77,12 +77,18 @@ async def run(
     """
     gate = transactions.gate
     for_source = transactions.for_source
+    current = transactions.current_generation
     async for event in stream.events():
         if ready is not None and not ready.is_set():
             await ready.wait()
         if gate.closed:
             await gate.wait_open()
         message = event.message
+        # An event fetched before a rebalance that this agent held across it (waiting above)
+        # belongs to a partition Faust has since sought back, or handed to another worker:
+        # staging it would commit its offset from a transaction that no longer owns it.
+        if message.generation_id != current():
+            continue
         txn = for_source(message.topic, message.partition)
         if txn.halted:  # Kafka refused its last checkpoint: redone after the rebalance
             continue

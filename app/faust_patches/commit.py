@@ -102,7 +102,9 @@ def install(runtime: Any) -> None:
         tids = {
             _runtime.transactional_id_for(tp.topic, tp.partition)
             for tp in assigned
-            if tp.topic not in changelogs and not app.assignor.is_standby(tp)
+            if tp.topic not in changelogs
+            and not app.assignor.is_standby(tp)
+            and _runtime.is_stream_topic(tp.topic)
         }
         await _runtime.assign(tids, getattr(app, "consumer_generation_id", None))
 

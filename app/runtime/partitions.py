@@ -211,6 +211,16 @@ class PartitionTransactions:
             self._by_source[(topic, partition)] = txn
         return txn
 
+    def current_generation(self) -> int:
+        """The consumer group generation this worker's assignment belongs to."""
+        return int(getattr(self.app, "consumer_generation_id", 0) or 0)
+
+    def is_stream_topic(self, topic: str) -> bool:
+        """Whether an agent consumes `topic` (Faust's assignor topic, say, has no stream)."""
+        if topic not in self._streams:
+            self._streams = stream_names(self.app)
+        return topic in self._streams and self._streams[topic] != topic
+
     def transactional_id_for(self, topic: str, partition: int) -> str:
         """The transactional id of the stream that `topic` belongs to, for `partition`."""
         stream = self._streams.get(topic)

@@ -296,10 +296,15 @@ class Checkpointer:
         producer = self.producer_for(txn.transactional_id)
         await producer.begin_transaction()
         try:
-            last = await _send_all(producer, txn.partition, staged)
+            futures: list[Any] = []
+            last = await _send_all(producer, txn.partition, staged, futures)
+            # Every record acked before the commit is asked for: a record whose send failed
+            # (retries exhausted, e.g. NotEnoughReplicas while the broker is starved) must
+            # abort the transaction, never commit its offsets without it.
+            await asyncio.gather(*futures)
             if staged.offsets:
                 await producer.send_offsets_to_transaction(staged.offsets, self.group_id)
-            await producer.commit_transaction()  # flushes: every send is acked after this
+            await producer.commit_transaction()
         except BaseException:
             with suppress(Exception):
                 await producer.abort_transaction()

@@ -73,7 +73,14 @@ class TxnProducer:
     async def send(self, topic: str, value: Any, key: Any, partition: int) -> Any:
         self.kafka._step("send")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.kafka.fail == "delivery":  # accepted, then not delivered (retries exhausted)
+            self.kafka.fail = None
+            fut.set_exception(RuntimeError("NotEnoughReplicas: retries exhausted"))
+            return fut
         self.pending.append((topic, partition, key, value, fut))
+        # Acked when the broker wrote it (visible only at commit); aiokafka's futures resolve
+        # before the commit, which waits for them.
+        asyncio.get_running_loop().call_soon(lambda: fut.done() or fut.set_result(Meta(-1)))
         return fut
 
     async def send_offsets_to_transaction(self, offsets: dict[Any, int], group_id: str) -> None:
@@ -83,7 +90,8 @@ class TxnProducer:
     async def commit_transaction(self) -> None:
         self.kafka._step("commit")
         for topic, partition, key, value, fut in self.pending:
-            fut.set_result(Meta(self.kafka.append(topic, partition, key, value)))
+            offset = self.kafka.append(topic, partition, key, value)
+            fut.result().offset = offset
         self.kafka.offsets.update(self.pending_offsets)
         self._reset()
         self.kafka._step("after-commit")  # committed in Kafka; the worker dies before RocksDB
@@ -235,7 +243,7 @@ async def test_handler_exception_stages_nothing_and_dead_letters_the_record():
     assert kafka.offsets[TP] == len(EVENTS)
 
 
-@pytest.mark.parametrize("step", ["send", "offsets", "commit"])
+@pytest.mark.parametrize("step", ["send", "delivery", "offsets", "commit"])
 async def test_failed_transaction_leaves_store_and_kafka_at_the_last_checkpoint(step):
     kafka, table = FakeKafka(), Table()
     worker = Worker(kafka, table)
