@@ -183,6 +183,9 @@ def run_chaos(deployment: Deployment, workdir: Path, cfg: ChaosConfig) -> ChaosR
         "cart_timeout_s": str(CART_TIMEOUT_S),
         "processing_guarantee": cfg.guarantee,
     }
+    # Every checkpoint's and every seek's offsets in the worker logs (the artifacts), so a
+    # failing run shows where a partition's offsets moved.
+    deployment.env["DEBUG_VIGIL_COMMITS"] = "1"
     fleet = Fleet(deployment, overrides, cfg.stop_grace_s)
     rng = random.Random(f"chaos-{cfg.seed}")
     for i in range(cfg.workers):

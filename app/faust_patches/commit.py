@@ -116,6 +116,9 @@ def install(runtime: Any) -> None:
         if consumer.app.in_transaction:
             await wait_for_stable_offsets(consumer)
         await perform_seek(consumer)
+        if os.environ.get("DEBUG_VIGIL_COMMITS"):
+            sought = {f"{tp.topic}/{tp.partition}": consumer._read_offset.get(tp) for tp in held}
+            log.warning("seek (generation %s): %s", consumer.app.consumer_generation_id, sought)
 
     def resume_flow_with_held(consumer: Any) -> None:
         resume_flow(consumer)
@@ -153,7 +156,11 @@ def _after_commit(consumer: Any, offsets: dict[Any, int]) -> None:
         acked.clear()
         consumer._acked_index[tp].clear()
     if os.environ.get("DEBUG_VIGIL_COMMITS") and offsets:
-        log.warning("commit: %s", {f"{tp.topic}/{tp.partition}": o for tp, o in offsets.items()})
+        log.warning(
+            "commit (generation %s): %s",
+            consumer.app.consumer_generation_id,
+            {f"{tp.topic}/{tp.partition}": o for tp, o in offsets.items()},
+        )
 
 
 async def commit_consumer_offsets(consumer: Any, offsets: dict[Any, int]) -> None:
