@@ -32,7 +32,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _death_signal(sig: int) -> None:  # pragma: no cover - runs in the forked child
+def die_with_parent(sig: int) -> None:  # pragma: no cover - runs in the forked child
     """Linux: deliver `sig` to the worker when its parent dies (PR_SET_PDEATHSIG)."""
     with contextlib.suppress(Exception):
         import ctypes
@@ -97,7 +97,7 @@ class WorkerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=(lambda: _death_signal(sig)) if sig is not None and linux else None,
+                preexec_fn=(lambda: die_with_parent(sig)) if sig is not None and linux else None,
             )
         return self
 

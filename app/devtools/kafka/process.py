@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
@@ -35,6 +34,8 @@ from app.devtools.kafka.jars import (
     jars_dir,
     kafka_version,
 )
+from app.devtools.kafka.pids import is_our_broker, pid_alive, reap, tail
+from app.devtools.processes import die_with_parent
 
 _STATE_FILE = "state.json"
 _LOG_FILE = "kafka.log"
@@ -69,58 +70,9 @@ def default_home() -> Path:
     return Path(os.environ.get("VIGIL_KAFKA_HOME") or "var/kafka").resolve()
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    """The end of the broker log, for error messages that explain themselves."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 64 * 1024))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
-
-
-def _pid_alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie (a killed child we have not reaped yet)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
-
-
-def _is_our_broker(pid: int, props: Path) -> bool:
-    """Guard against pid reuse: only signal a process that runs kafka.Kafka with our config."""
-    if not _pid_alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True  # no /proc (not Linux): trust the state file
-    return b"kafka.Kafka" in cmdline and str(props).encode() in cmdline
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status if the broker is our child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    """Linux only: SIGTERM the broker if the process that started it dies (even by SIGKILL).
-
-    Used for test brokers, so a killed pytest does not leave a JVM holding 512 MiB behind.
-    """
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _sigterm_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    """SIGTERM the broker if the process that started it dies (a killed pytest leaves no JVM)."""
+    die_with_parent(signal.SIGTERM)
 
 
 class LocalKafka:
@@ -232,7 +184,7 @@ class LocalKafka:
         if not state or not isinstance(state.get("pid"), int):
             return None
         pid = int(state["pid"])
-        return pid if _is_our_broker(pid, self.props_path) else None
+        return pid if is_our_broker(pid, self.props_path) else None
 
     def status(self) -> KafkaStatus:
         """Report the broker recorded in the state file, checking that its process still lives."""
@@ -291,7 +243,7 @@ class LocalKafka:
                 cwd=self.home,
                 # Own session: Ctrl-C in the shell that ran `vigil kafka start` must not kill it.
                 start_new_session=True,
-                preexec_fn=_die_with_parent if use_pdeathsig else None,
+                preexec_fn=_sigterm_with_parent if use_pdeathsig else None,
             )
         return self._proc.pid
 
@@ -361,7 +313,7 @@ class LocalKafka:
                     alive=self._launched_alive,
                 )
             except (KafkaStartError, TimeoutError) as exc:
-                log_tail = _tail(self.log_path)
+                log_tail = tail(self.log_path)
                 self.stop()
                 new_output = self._log_since(log_offset)
                 if "Address already in use" in new_output and attempt < 2:
@@ -393,8 +345,8 @@ class LocalKafka:
                 if proc.poll() is not None:
                     return True
             else:
-                _reap(pid)
-                if not _pid_alive(pid):
+                reap(pid)
+                if not pid_alive(pid):
                     return True
             time.sleep(0.1)
         return False
