@@ -218,7 +218,7 @@ def run_chaos(deployment: Deployment, workdir: Path, cfg: ChaosConfig) -> ChaosR
                     result.problems.append("no worker was ever ready to be stopped")
         fleet.check()
         fleet.poll_gates()
-        time.sleep(0.2)  # spacing of chaos actions and crash checks
+        producer.join(timeout=0.2)  # until production ends; chaos actions and checks between
     producer.join()
     result.produce_s = time.monotonic() - t0
     for t in stoppers:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from tests.chaos_workload import Gate
 from tests.fixtures.worker import Deployment, WorkerProcess
+from tests.waiting import wait_until
 
 LABELS_METRIC = re.compile(r'^vigil_table_keys\{table="fraud-labels"\} ([0-9.e+]+)$', re.M)
 
@@ -129,13 +130,13 @@ class Fleet:
 
     def wait_all_ready(self, timeout: float) -> list[str]:
         """Poll until every current worker is ready at once; returns those that are not."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def all_ready() -> bool:
             self.check()
-            waiting = [w.name for w in self.snapshot() if not self.ready(w)]
-            if not waiting or time.monotonic() > deadline:
-                return waiting
-            time.sleep(0.5)
+            return all(self.ready(w) for w in self.snapshot())
+
+        wait_until(all_ready, timeout, interval=0.5)
+        return [w.name for w in self.snapshot() if not self.ready(w)]
 
     def open_gate(self, gate: Gate) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.replay_compare import replay_records
 from tests.scenarios import T0, txn, without_detected
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -57,10 +58,8 @@ def _processed(worker, topic):
 
 
 def _wait_processed(worker, topic, at_least, timeout=120):
-    deadline = time.monotonic() + timeout
-    while _processed(worker, topic) < at_least:
-        assert time.monotonic() < deadline, f"worker stuck below {at_least}:\n{worker.tail()}"
-        time.sleep(0.2)
+    done, _ = wait_until(lambda: _processed(worker, topic) >= at_least, timeout)
+    assert done, f"worker stuck below {at_least}:\n{worker.tail()}"
 
 
 def test_sigkill_mid_stream_loses_and_duplicates_nothing(deployment, tmp_path):
