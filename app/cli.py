@@ -39,7 +39,7 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from aiokafka.errors import KafkaError
 
     from app.runtime.store import prepare_store
-    from app.runtime.topics import ensure_topics
+    from app.runtime.topics import ensure_topics, wait_for_broker
 
     # Before any connection: a store dir holding another app's state stops the start (exit 2).
     prepare_store(settings.store_dir, settings.app_id)
@@ -49,13 +49,19 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         logging.getLogger("aiokafka").addHandler(logging.NullHandler())
         try:
             created = asyncio.run(ensure_topics(settings))
-        except BrokerUnavailable as exc:
-            return _fail(str(exc), 1)
+        except BrokerUnavailable as exc:  # unreachable (retried first): exit 4; refused: 1
+            return _fail(str(exc), getattr(exc, "exit_code", 1))
         except (KafkaError, RuntimeError) as exc:  # e.g. topic creation not authorised
             text = str(exc).strip().splitlines()
             return _fail(f"Kafka refused: {text[0] if text else type(exc).__name__}", 1)
         if created:
             print(f"vigil: created topics {', '.join(created)}", file=sys.stderr)
+    else:  # the same wait for the broker (VIGIL_BROKER_CONNECT_TIMEOUT_S), then Faust's start
+        logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+        try:
+            asyncio.run(wait_for_broker(settings))
+        except BrokerUnavailable as exc:
+            return _fail(str(exc), getattr(exc, "exit_code", 1))
 
     from faust.worker import Worker
 

@@ -13,6 +13,16 @@ half way, what it wrote is a consistent prefix and Faust reads the rest.
 
 Under exactly_once the restore reads read_committed, like Faust: aborted writes are skipped.
 
+Standby partitions (`VIGIL_STANDBY_REPLICAS`) are restored the same way: in bulk at each
+rebalance, then fed by Faust's standby recovery, which applies their changelog records in
+batches (`standby_buffer_size`) with the offset they reach, exactly as the bulk restore does.
+What Faust still holds in those buffers when a rebalance starts is applied *before* the bulk
+restore (`flush_kept_buffers`): Faust would otherwise apply it after, writing older values over
+the newer ones the bulk restore just wrote and moving the store's offset back, so the partition
+would be read again from there. Buffered records of partitions this worker no longer has are
+dropped (their store keeps its older, consistent offset). So when a standby becomes active, the
+survivor reads only the changelog records it had not fetched yet.
+
 Also: Faust decides that exactly_once recovery is over only after two 5-second idle waits in a
 row (a changelog ends with a transaction marker, an offset that never arrives as a record).
 Vigil caps that idle wait at `IDLE_TIMEOUT_S`, so the same check runs within half a second.
@@ -32,6 +42,9 @@ log = logging.getLogger(__name__)
 
 PRIVATE_NAMES: tuple[tuple[str, str, str], ...] = (
     ("faust.stores.rocksdb", "Store", "_db_for_partition"),
+    # Not private by name, but Faust's internal bookkeeping: the changelog records its recovery
+    # holds before applying them (flush_kept_buffers).
+    ("faust.tables.recovery", "Recovery", "buffers"),
 )
 #: Replaced: Faust's recovery on rebalance, and the `asyncio` its recovery module sees.
 PATCHED: tuple[tuple[str, str, str], ...] = (
@@ -65,11 +78,13 @@ class _RecoveryAsyncio:
 
 
 async def bulk_restore(app: Any, client_kwargs: dict[str, Any]) -> int:
-    """Read every assigned active changelog partition into its store; return records applied."""
+    """Read every assigned changelog partition (active or standby) into its store, from the
+    offset the store holds to the end; return the records applied."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     changelogs = tables_by_changelog(app)
-    actives = [tp for tp in app.assignor.assigned_actives() if tp.topic in changelogs]
+    assigned = set(app.assignor.assigned_actives()) | set(app.assignor.assigned_standbys())
+    actives = [tp for tp in assigned if tp.topic in changelogs]
     if not actives:
         return 0
     started = time.monotonic()
@@ -120,6 +135,29 @@ async def bulk_restore(app: Any, client_kwargs: dict[str, Any]) -> int:
     return applied
 
 
+def flush_kept_buffers(recovery: Any, assigned: Any) -> int:
+    """Apply the changelog records Faust's recovery buffered for partitions still assigned.
+
+    Faust's standby recovery buffers up to `standby_buffer_size` records per table and applies
+    them (with their offset) when the buffer is full, or at the next recovery start, which
+    comes *after* Vigil's bulk restore: applying them first keeps the store's values and its
+    changelog offset moving forward only. Records of partitions not in `assigned` are dropped:
+    their stores are Faust's to close, and keep the older offset they reflect. Returns the
+    records applied.
+    """
+    kept = set(assigned)
+    applied = 0
+    for table, buffer in list(recovery.buffers.items()):
+        if not buffer:
+            continue
+        events = [event for event in buffer if event.message.tp in kept]
+        buffer.clear()
+        if events:
+            table.apply_changelog_batch(events)
+            applied += len(events)
+    return applied
+
+
 def _apply(store: Any, tp: Any, records: list[Any]) -> int:
     """One write batch per fetch, then the offset it brings the store to (as Faust does)."""
     import rocksdict
@@ -155,6 +193,9 @@ def install(client_kwargs: dict[str, Any]) -> None:
     ) -> None:
         if generation_id == self.app.consumer_generation_id:
             try:
+                flushed = flush_kept_buffers(self, assigned)
+                if flushed:
+                    log.info("applied %d buffered standby changelog records", flushed)
                 await bulk_restore(self.app, client_kwargs)
             except Exception:
                 log.exception("bulk restore failed; Faust's recovery reads the changelogs")

@@ -178,7 +178,10 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         autodiscover=DISCOVER,
         origin="app",
-        table_standby_replicas=0,
+        # Each table partition also kept on this many other workers, fed from its changelog
+        # by Faust's standby recovery (app.faust_patches.recovery keeps it consistent with the
+        # changelog offset it records), so a failover reads only the changelog's tail.
+        table_standby_replicas=settings.standby_replicas,
         producer_linger=0.005,
         web_enabled=True,
         Monitor=LeanMonitor,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,28 @@ from aiokafka.errors import (
 from app.exceptions import BrokerUnavailable, ConfigError
 from app.runtime.faust_app import FRAUD_LABELS_TOPIC_SUFFIX, TICKS_TOPIC_SUFFIX, internal_topic
 from app.settings import Settings
+
+#: Exit code of `vigil worker` when no bootstrap server answered for
+#: VIGIL_BROKER_CONNECT_TIMEOUT_S (1: the broker refused the login or the certificates; 2: a bad
+#: setting; 3: a refused checkpoint, see app.runtime.partitions).
+EXIT_BROKER_UNREACHABLE = 4
+#: Pause after the first failed connection attempt; it doubles after each one, up to the second.
+CONNECT_BACKOFF_S = (0.5, 5.0)
+
+
+class BrokerUnreachable(BrokerUnavailable):
+    """No bootstrap server answered within VIGIL_BROKER_CONNECT_TIMEOUT_S.
+
+    Distinct from a broker that answers and refuses (exit code 1): an orchestrator restarting
+    the worker may well find the broker up, so it gets its own exit code.
+    """
+
+    exit_code = EXIT_BROKER_UNREACHABLE
+
+
+def _say(text: str) -> None:
+    """One line for the operator on stderr, like the CLI's own (logging is not set up yet)."""
+    print(f"vigil: {text}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -216,25 +239,81 @@ def topic_specs(settings: Settings) -> list[VigilTopic]:
     return specs
 
 
-async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+async def connect_admin(
+    settings: Settings,
+    timeout_s: float = 30.0,
+    *,
+    connect_timeout_s: float | None = None,
+    say: Callable[[str], None] = _say,
+) -> AIOKafkaAdminClient:
+    """A started admin client, once a bootstrap server answers; the worker's first connection.
+
+    A broker that does not answer yet (a cluster starting beside the worker, a network still
+    coming up) is retried with a doubling backoff (`CONNECT_BACKOFF_S`) for up to
+    `connect_timeout_s` (default `VIGIL_BROKER_CONNECT_TIMEOUT_S`; 0: one attempt), saying so
+    once through `say`; then `BrokerUnreachable`. A broker that answers and refuses the login or
+    the certificates raises `BrokerUnavailable` at once: retrying cannot fix a setting.
+    """
+    budget = settings.broker_connect_timeout_s if connect_timeout_s is None else connect_timeout_s
+    kwargs = settings.kafka_client_kwargs()  # with the SASL credentials and TLS, if any
+    where = f"the Kafka broker at {settings.bootstrap_servers} (VIGIL_BROKER)"
+    started = time.monotonic()
+    deadline = started + budget
+    delay = CONNECT_BACKOFF_S[0]
+    attempts = 0
+    while True:
+        attempts += 1
+        admin = AIOKafkaAdminClient(**kwargs, request_timeout_ms=int(timeout_s * 1000))
+        # Each attempt gets at least a few seconds (a slow TLS handshake), at most timeout_s.
+        attempt_s = max(5.0, min(timeout_s, deadline - time.monotonic()))
+        try:
+            await asyncio.wait_for(admin.start(), attempt_s)
+        except (KafkaConnectionError, TimeoutError, OSError) as exc:
+            await admin.close()
+            # aiokafka's bootstrap reports only "Unable to bootstrap": connect once more by
+            # hand to say why (a refused login or certificate is not an unreachable broker).
+            reason = await connect_failure(settings, min(timeout_s, 10.0))
+            if reason:
+                raise BrokerUnavailable(reason) from None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                tried = (
+                    f" (gave up after {time.monotonic() - started:.0f} s, {attempts} attempts: "
+                    f"VIGIL_BROKER_CONNECT_TIMEOUT_S={budget:g})"
+                    if budget > 0
+                    else ""
+                )
+                raise BrokerUnreachable(f"cannot reach {where}: {exc}{tried}") from None
+            if attempts == 1:
+                say(
+                    f"cannot reach {where}: {exc}; retrying for up to {budget:g} s "
+                    "(VIGIL_BROKER_CONNECT_TIMEOUT_S)"
+                )
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, CONNECT_BACKOFF_S[1])
+            continue
+        if attempts > 1:
+            say(f"reached {where} after {time.monotonic() - started:.1f} s")
+        return admin
+
+
+async def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Return once the broker answers (see `connect_admin`): the worker's start when it does
+    not create topics itself."""
+    admin = await connect_admin(settings, timeout_s)
+    await admin.close()
+
+
+async def ensure_topics(
+    settings: Settings, timeout_s: float = 30.0, *, connect_timeout_s: float | None = None
+) -> list[str]:
     """Create missing topics; fail if an existing one has another partition count.
 
-    Returns the names created.
+    Waits for the broker first (`connect_admin`, `VIGIL_BROKER_CONNECT_TIMEOUT_S` unless
+    `connect_timeout_s`). Returns the names created.
     """
     kwargs = settings.kafka_client_kwargs()  # with the SASL credentials and TLS, if any
-    admin = AIOKafkaAdminClient(**kwargs, request_timeout_ms=int(timeout_s * 1000))
-    try:
-        await asyncio.wait_for(admin.start(), timeout_s)
-    except (KafkaConnectionError, TimeoutError, OSError) as exc:
-        await admin.close()
-        # aiokafka's bootstrap reports only "Unable to bootstrap": connect once more by hand
-        # to say why (a refused login or certificate is not an unreachable broker).
-        reason = await connect_failure(settings, timeout_s)
-        raise BrokerUnavailable(
-            reason
-            or f"cannot reach the Kafka broker at {settings.bootstrap_servers} (VIGIL_BROKER): "
-            f"{exc}"
-        ) from None
+    admin = await connect_admin(settings, timeout_s, connect_timeout_s=connect_timeout_s)
     try:
         specs = topic_specs(settings)
         existing = set(await admin.list_topics())

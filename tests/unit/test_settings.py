@@ -110,3 +110,47 @@ def test_event_loop_is_uvloop_unless_set(monkeypatch):
     monkeypatch.setenv("VIGIL_EVENT_LOOP", "trio")
     with pytest.raises(ValueError, match="event_loop"):
         Settings()
+
+
+def test_standby_replicas_default_zero_and_passed_to_faust(monkeypatch):
+    from app.runtime.faust_app import create_app
+
+    assert Settings().standby_replicas == 0
+    monkeypatch.setenv("VIGIL_STANDBY_REPLICAS", "1")
+    settings = load_settings()
+    assert settings.standby_replicas == 1
+    assert create_app(settings).conf.table_standby_replicas == 1
+
+
+@pytest.mark.parametrize(
+    "env, value, fragment",
+    [
+        ("VIGIL_STANDBY_REPLICAS", "-1", "greater than or equal to 0"),
+        ("VIGIL_STANDBY_REPLICAS", "one", "valid integer"),
+        ("VIGIL_STANDBY_REPLICAS", "1.5", "valid integer"),
+        ("VIGIL_BROKER_CONNECT_TIMEOUT_S", "-5", "greater than or equal to 0"),
+        ("VIGIL_BROKER_CONNECT_TIMEOUT_S", "soon", "valid number"),
+    ],
+)
+def test_bad_standby_or_connect_timeout_names_the_setting(monkeypatch, env, value, fragment):
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.setting == env
+    assert fragment in str(info.value)
+
+
+def test_cli_bad_standby_replicas_exits_2_with_one_line():
+    env = {"VIGIL_STANDBY_REPLICAS": "-1", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli", "worker"], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "VIGIL_STANDBY_REPLICAS" in lines[0], proc.stderr
+
+
+def test_connect_timeout_defaults_to_a_minute_and_zero_means_fail_at_once(monkeypatch):
+    assert Settings().broker_connect_timeout_s == 60.0
+    monkeypatch.setenv("VIGIL_BROKER_CONNECT_TIMEOUT_S", "0")
+    assert load_settings().broker_connect_timeout_s == 0.0
