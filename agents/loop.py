@@ -92,6 +92,9 @@ async def run(
         txn = for_source(message.topic, message.partition)
         if txn.halted:  # Kafka refused its last checkpoint: redone after the rebalance
             continue
+        if txn.already_taken(message.tp, message.offset):  # delivered again after a seek
+            metrics.event_in(message.topic, "redelivered")
+            continue
         txn.begin_event()
         try:
             handle(txn, message)

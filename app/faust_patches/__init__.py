@@ -3,6 +3,7 @@
 - `commit`: Vigil's checkpoint instead of Faust's commit, Vigil's transactional producers per
   partition instead of Faust's transaction manager, the seek hold, highwaters from the broker;
 - `recovery`: bulk table restore before Faust's per-record recovery, short idle waits;
+- `stores`: Faust's recovery never writes a changelog record the store already reflects;
 - `access`: the few reads of Faust's private state the rest of Vigil needs (readiness, lag,
   table sizes), so that no module outside this package names a private Faust attribute.
 
@@ -15,18 +16,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.faust_patches import access, commit, recovery
-from app.faust_patches.commit import commit_consumer_offsets, partition_store
+from app.faust_patches import access, commit, recovery, stores
+from app.faust_patches.commit import commit_consumer_offsets, partition_store, request_rejoin
 
-__all__ = ["PATCHED", "PRIVATE_NAMES", "commit_consumer_offsets", "install", "partition_store"]
+__all__ = [
+    "PATCHED",
+    "PRIVATE_NAMES",
+    "commit_consumer_offsets",
+    "install",
+    "partition_store",
+    "request_rejoin",
+]
 
 PRIVATE_NAMES: tuple[tuple[str, str, str], ...] = (
-    commit.PRIVATE_NAMES + recovery.PRIVATE_NAMES + access.PRIVATE_NAMES
+    commit.PRIVATE_NAMES + recovery.PRIVATE_NAMES + stores.PRIVATE_NAMES + access.PRIVATE_NAMES
 )
-PATCHED: tuple[tuple[str, str, str], ...] = commit.PATCHED + recovery.PATCHED
+PATCHED: tuple[tuple[str, str, str], ...] = commit.PATCHED + recovery.PATCHED + stores.PATCHED
 
 
 def install(runtime: Any, client_kwargs: dict[str, Any]) -> None:
     """Install every patch (idempotent; class-level, so call before the worker starts)."""
     commit.install(runtime)
     recovery.install(client_kwargs)
+    stores.install()

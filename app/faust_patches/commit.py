@@ -55,6 +55,7 @@ PRIVATE_NAMES: tuple[tuple[str, str, str], ...] = (
     ("faust.stores.rocksdb", "Store", "_db_for_partition"),
     ("faust.stores.rocksdb", "Store", "offset_key"),
     ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_coordinator"),
+    ("aiokafka.consumer.group_coordinator", "GroupCoordinator", "request_rejoin"),
 )
 
 #: Public Faust methods Vigil replaces (their signatures are checked by the same test).
@@ -169,6 +170,23 @@ async def commit_consumer_offsets(consumer: Any, offsets: dict[Any, int]) -> Non
 
     if not await consumer._commit(offsets):
         raise CheckpointError("the group refused the offset commit (rebalanced?)")
+
+
+async def request_rejoin(consumer: Any) -> None:
+    """Make this worker rejoin its group, so that a rebalance happens now.
+
+    A refused checkpoint halts its partitions until Faust seeks them back to the committed
+    offsets, which it does at a rebalance only. After a broker outage no other member has a
+    reason to rebalance (they may all be in the same state), so the worker asks for one itself:
+    aiokafka's rejoin (eager protocol) revokes and reassigns every partition, and Faust's
+    rebalance path drops buffered events and seeks. Faust has no public way to ask for it.
+    """
+    thread = consumer._thread
+
+    async def _rejoin() -> None:  # runs on the consumer thread's loop
+        thread._ensure_consumer()._coordinator.request_rejoin()
+
+    await thread.call_thread(_rejoin)
 
 
 def partition_store(table: Any, partition: int) -> tuple[Any, bytes]:

@@ -11,8 +11,9 @@ from app.detect.config import RULES as DETECTOR_RULES
 #: Label value used for anything outside a fixed vocabulary (keeps cardinality bounded).
 OTHER = "other"
 
-#: Outcome of one input record: processed, ignored as a duplicate, or sent to dead letters.
-OUTCOMES: tuple[str, ...] = ("ok", "duplicate", "dead_letter")
+#: Outcome of one input record: processed, ignored as a duplicate, sent to dead letters, or
+#: skipped as delivered a second time after a seek (taken once already).
+OUTCOMES: tuple[str, ...] = ("ok", "duplicate", "dead_letter", "redelivered")
 
 #: Kinds of output event Vigil emits.
 ALERT_KINDS: tuple[str, ...] = ("fraud", "cart_abandoned", "cart_recovered")

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 #: restarts and resumes from what Kafka committed; RocksDB never got the refused work).
 EXIT_CHECKPOINT_FAILED = 3
 
+#: Rebalances a halted worker asks for (one each halt timeout) before it exits instead.
+MAX_REJOINS = 3
+
 #: Kafka aborts a transaction open longer than this (the broker checks every 10 s).
 TRANSACTION_TIMEOUT_MS = 15_000
 
@@ -169,6 +172,7 @@ class PartitionTransactions:
         self.app = app
         self.halt_timeout_s = halt_timeout_s
         self._halted_since: float | None = None
+        self._rejoins = 0  # rejoins asked for since the partitions were halted
         self.exactly_once = exactly_once
         self.client_kwargs = client_kwargs
         self.gate = Gate()
@@ -242,12 +246,13 @@ class PartitionTransactions:
         events are skipped, uncommitted, until the next rebalance, after which Faust seeks every
         assigned partition back to its committed offset. A fenced zombie (its group session
         lapsed and another worker took its partitions) gets that rebalance as soon as it learns
-        it left the group. If no rebalance comes within a session timeout, the worker exits
-        (EXIT_CHECKPOINT_FAILED) and its restart resumes from what Kafka committed; meanwhile
-        `/readyz` says it is not ready.
+        it left the group. Otherwise (a broker outage, say: every member may be halted, none has
+        a reason to rebalance) the worker asks the group for one itself, once each session
+        timeout; after MAX_REJOINS that do not come it exits (EXIT_CHECKPOINT_FAILED) and its
+        restart resumes from what Kafka committed. Meanwhile `/readyz` says it is not ready.
         """
         async with self.gate.closed_for_checkpoint():
-            self._exit_if_halted_too_long()
+            await self._exit_if_halted_too_long()
             txns = [t for t in self._by_tid.values() if t.dirty and not t.halted]
             try:
                 if txns and not self.exactly_once:
@@ -264,20 +269,38 @@ class PartitionTransactions:
                     txn.halted = True
                 if self._halted_since is None:
                     self._halted_since = time.monotonic()
+                    await self._rejoin()
                 return {}
 
-    def _exit_if_halted_too_long(self) -> None:
+    async def _rejoin(self) -> None:
+        """Ask the group for the rebalance that resumes halted partitions (after a broker
+        outage no other member may have a reason to ask for one)."""
+        from app import faust_patches
+
+        self._rejoins += 1
+        log.warning("asking the group for a rebalance to resume the halted partitions")
+        try:
+            await faust_patches.request_rejoin(self.app.consumer)
+        except Exception as exc:  # the exit below is the fallback
+            log.error("could not ask for a rebalance: %r", exc)
+
+    async def _exit_if_halted_too_long(self) -> None:
         since = self._halted_since
         if since is None or self.app.rebalancing:
             return
-        if time.monotonic() - since > self.halt_timeout_s:
-            log.critical(
-                "partitions halted for %.0f s after a refused checkpoint and no rebalance "
-                "came: exiting so the restart resumes from what Kafka committed",
-                time.monotonic() - since,
-            )
-            sys.stderr.flush()
-            os._exit(EXIT_CHECKPOINT_FAILED)
+        if time.monotonic() - since <= self.halt_timeout_s:
+            return
+        if self._rejoins < MAX_REJOINS:
+            self._halted_since = time.monotonic()
+            await self._rejoin()
+            return
+        log.critical(
+            "partitions halted after a refused checkpoint and %d asked rebalances did not "
+            "come: exiting so the restart resumes from what Kafka committed",
+            self._rejoins,
+        )
+        sys.stderr.flush()
+        os._exit(EXIT_CHECKPOINT_FAILED)
 
     @property
     def healthy(self) -> bool:
@@ -289,6 +312,7 @@ class PartitionTransactions:
         self._by_source.clear()
         self._by_tid.clear()
         self._halted_since = None
+        self._rejoins = 0
 
     def _count(self, staged: Staged) -> None:
         self.checkpoints += 1

@@ -130,6 +130,7 @@ class PartitionTransaction:
     """
 
     __slots__ = (
+        "_next",
         "_offsets",
         "_outputs",
         "_outputs_mark",
@@ -148,6 +149,9 @@ class PartitionTransaction:
         self._staged: dict[StateTable, dict[bytes, bytes | None]] = {}
         self._outputs: list[Output] = []
         self._offsets: dict[Any, int] = {}
+        #: Per input partition, the offset after the last event this transaction took (across
+        #: checkpoints, for as long as this worker owns the partition).
+        self._next: dict[Any, int] = {}
         self._undo: list[tuple[dict[bytes, bytes | None], bytes, Any]] = []
         self._outputs_mark = 0
         self._stores: dict[StateTable, TableStore] = {}
@@ -202,6 +206,16 @@ class PartitionTransaction:
 
     # --- event brackets ----------------------------------------------------------------------
 
+    def already_taken(self, tp: Any, offset: int) -> bool:
+        """Whether the event at `offset` of `tp` was taken before (staged or committed).
+
+        Faust seeks a partition back to its committed offset at the end of a rebalance's
+        recovery, also when the partition kept flowing meanwhile (it was not recovering):
+        its events from the committed offset on are then delivered a second time, some of
+        them staged already. Each is taken once, in offset order.
+        """
+        return offset < self._next.get(tp, -1)
+
     def begin_event(self) -> None:
         self._undo.clear()
         self._outputs_mark = len(self._outputs)
@@ -220,7 +234,7 @@ class PartitionTransaction:
     def end_event(self, tp: Any, offset: int) -> None:
         """The event at `offset` of `tp` is whole: the next checkpoint commits past it."""
         self._undo.clear()
-        self._offsets[tp] = offset + 1
+        self._offsets[tp] = self._next[tp] = offset + 1
 
     # --- checkpoint --------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """`app.runtime.partitions.PartitionTransactions`: a refused checkpoint halts its partitions (nothing is
-committed past it) until a rebalance, and a halt no rebalance ends makes the worker exit."""
+committed past it) until a rebalance, which the worker asks for itself, and a halt no rebalance
+ends makes the worker exit."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app import faust_patches
 from app.runtime import partitions as runtime
 from app.runtime.partitions import PartitionTransactions, transactional_id
 
@@ -45,16 +47,38 @@ async def test_refused_checkpoint_halts_the_partition_until_a_rebalance():
     assert not txns.for_source("input", 1).halted
 
 
-async def test_a_halt_that_no_rebalance_ends_exits_the_worker(monkeypatch):
+async def test_a_halt_asks_for_rebalances_then_exits_the_worker_if_none_comes(monkeypatch):
     exits: list[int] = []
+    rejoins: list[Any] = []
     monkeypatch.setattr(runtime.os, "_exit", lambda code: exits.append(code))
+
+    async def rejoin(consumer: Any) -> None:
+        rejoins.append(consumer)
+
+    monkeypatch.setattr(faust_patches, "request_rejoin", rejoin)
     txns = _runtime(halt_timeout_s=0.0)
+    txns.app.consumer = "the consumer"
     txn = txns.for_source("input", 1)
     txn.end_event(("input", 1), 1)
     await txns.checkpoint()
-    assert exits == []
-    await txns.checkpoint()  # the next checkpoint finds the halt older than the timeout
+    assert exits == [] and rejoins == ["the consumer"]  # asked at once (a broker outage)
+    for _ in range(runtime.MAX_REJOINS - 1):
+        await txns.checkpoint()  # each later checkpoint finds the halt older than the timeout
+    assert exits == [] and len(rejoins) == runtime.MAX_REJOINS
+    await txns.checkpoint()
     assert exits == [runtime.EXIT_CHECKPOINT_FAILED]
+
+
+async def test_a_failed_rebalance_request_is_not_an_error(monkeypatch):
+    async def rejoin(consumer: Any) -> None:
+        raise RuntimeError("no coordinator")
+
+    monkeypatch.setattr(faust_patches, "request_rejoin", rejoin)
+    txns = _runtime()
+    txns.app.consumer = None
+    txns.for_source("input", 1).end_event(("input", 1), 1)
+    assert await txns.checkpoint() == {}
+    assert not txns.healthy
 
 
 @pytest.mark.parametrize("rebalancing", [True])

@@ -345,3 +345,35 @@ def test_reads_see_staged_writes_and_items_overlay_the_store():
     txn.rollback_event()
     assert txn.get(table, b"x") == b"10"
     assert table.store(0).data == {b"x": b"1", b"y": b"2"}  # nothing reached the store
+
+
+async def test_a_seek_back_to_the_committed_offset_redelivers_nothing_twice():
+    """Faust's end-of-recovery seek on a partition that kept flowing: its events from the
+    committed offset on arrive again, some already staged; each is taken once (as agents.loop
+    does with `already_taken`), so the outcome is the uninterrupted run's."""
+    kafka, table = FakeKafka(), Table()
+    worker = Worker(kafka, table)
+    for offset in range(0, 7):  # a checkpoint after 3 events; 3..6 staged
+        worker.handle(offset, EVENTS[offset])
+        if offset == 2:
+            await worker.checkpointer.checkpoint([worker.txn])
+    assert kafka.offsets[TP] == 3
+    taken = []
+    for offset in range(kafka.offsets[TP], len(EVENTS)):  # the seek: from the committed offset
+        if not worker.txn.already_taken(TP, offset):
+            taken.append(offset)
+            worker.handle(offset, EVENTS[offset])
+    await worker.checkpointer.checkpoint([worker.txn])
+    assert taken == [7, 8, 9]
+    assert_exactly_once(kafka, table)
+
+
+def test_without_the_check_a_redelivered_event_would_count_twice():
+    txn = PartitionTransaction("app-0-0", 0)
+    assert not txn.already_taken(TP, 0)
+    txn.begin_event()
+    txn.end_event(TP, 5)
+    assert txn.already_taken(TP, 5) and txn.already_taken(TP, 0)
+    assert not txn.already_taken(TP, 6)
+    txn.take()  # a checkpoint keeps the position
+    assert txn.already_taken(TP, 5)

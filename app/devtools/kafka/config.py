@@ -27,6 +27,9 @@ free_port = processes.free_port
 def port_free(port: int) -> bool:
     """Whether a port can be bound right now, to reuse last run's ports when possible."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the JVM binds (SO_REUSEADDR): the connections of the broker's last run that wait
+        # in TIME_WAIT must not make a restart move to new ports.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
