@@ -15,6 +15,8 @@ lint: bootstrap
 	.venv/bin/ruff check app agents tables tests bench
 	.venv/bin/ruff format --check app agents tables tests bench
 	.venv/bin/mypy app
+	.venv/bin/ruff check deploy && .venv/bin/ruff format --check deploy
+	.venv/bin/hadolint --failure-threshold info Dockerfile
 
 # A local broker (unless VIGIL_BROKER answers), a worker and generated traffic, alerts shown live.
 run demo: bootstrap

@@ -122,7 +122,9 @@ def replay_stages(root: Root, stages: list[Stage], env: dict[str, str]) -> dict[
                     text=True,
                     timeout=600,
                 )
-                assert done.returncode == 0, f"{stage.name}: RUN {rest[:80]}...\n{done.stderr[-3000:]}"
+                assert done.returncode == 0, (
+                    f"{stage.name}: RUN {rest[:80]}...\n{done.stderr[-3000:]}"
+                )
     return env
 
 
@@ -230,7 +232,7 @@ def test_the_entrypoint_runs_as_non_root_against_the_real_broker_until_ready(
         [*as_user, executable, *argv[1:]], cwd=home, env=env, stdout=log, stderr=log
     )
     try:
-        ok, last = wait_until(
+        ok, _ = wait_until(
             lambda: proc.poll() is not None or _status(f"http://127.0.0.1:{port}/readyz") == 200,
             timeout=180,
             interval=0.5,
@@ -241,8 +243,12 @@ def test_the_entrypoint_runs_as_non_root_against_the_real_broker_until_ready(
         if as_user:
             assert _uid_of(proc.pid) == int(uid)
         owners = {p.stat().st_uid for p in store.rglob("*")}
-        assert owners == {int(uid) if as_user else os.geteuid()}, owners  # state written as the user
+        assert owners == {int(uid) if as_user else os.geteuid()}, (
+            owners
+        )  # state written as the user
         assert (store / "vigil" / "VIGIL-STORE.json").is_file()
+        # Nothing written beside the store (deploy/ runs the image with a read-only root).
+        assert list(home.iterdir()) == [], list(home.iterdir())
 
         health = _healthcheck(stages)
         done = subprocess.run(
