@@ -288,6 +288,9 @@ def test_vigil_kafka_finds_its_broker_files_in_an_installed_package(tmp_path):
             "install",
             "-q",
             "--no-deps",
+            # Without it pip uninstalls the venv's own (editable) vigil first: --prefix is
+            # no isolation from the running environment's installed packages.
+            "--ignore-installed",
             f"--prefix={prefix}",
             str(REPO),
         ],

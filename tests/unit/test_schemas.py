@@ -327,10 +327,10 @@ def test_replay_outputs_validate_against_the_output_schemas(generated, tmp_path:
     inp = tmp_path / "in.jsonl"
     write_jsonl(inp, generated, settings)
     out = tmp_path / "out"
-    vigil = Path(sys.executable).parent / "vigil"
+    # `vigil replay`, through the module its console script runs (app.cli:main).
     done = subprocess.run(
-        [str(vigil), "replay", str(inp), "--out", str(out)],
-        cwd=tmp_path,
+        [sys.executable, "-m", "app.cli", "replay", str(inp), "--out", str(out)],
+        cwd=REPO,
         env=_env(),
         capture_output=True,
         text=True,
