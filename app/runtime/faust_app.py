@@ -188,6 +188,10 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
+#: Changelog records a standby partition applies at once (Faust: its recovery buffer size).
+STANDBY_BUFFER_SIZE = 1000
+
+
 def bytes_table(
     app: faust.App, settings: Settings, name: str, *, help: str, recovery_buffer_size: int = 1000
 ) -> Any:
@@ -196,6 +200,11 @@ def bytes_table(
     Values are the pure code's own serialisation (`CardState.to_bytes()`...), so Faust's
     codecs never see them; partitions match the source topics (or Faust raises
     PartitionsMismatch); RocksDB memory is bounded by `rocksdb_options`.
+
+    Standby partitions apply their changelog only in full buffers, and Faust's standby buffer
+    defaults to the recovery buffer (10 000 for cards): that much could sit in memory only,
+    the store (and `vigil_table_keys`) behind. `STANDBY_BUFFER_SIZE` keeps it close; what is
+    still buffered at a rebalance is applied first (app.faust_patches.recovery).
     """
     return app.Table(
         name,
@@ -204,5 +213,6 @@ def bytes_table(
         partitions=settings.partitions,
         options=rocksdb_options(settings),
         recovery_buffer_size=recovery_buffer_size,
+        standby_buffer_size=min(recovery_buffer_size, STANDBY_BUFFER_SIZE),
         help=help,
     )
