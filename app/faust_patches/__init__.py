@@ -4,6 +4,7 @@
   partition instead of Faust's transaction manager, the seek hold, highwaters from the broker;
 - `recovery`: bulk table restore before Faust's per-record recovery, short idle waits;
 - `stores`: Faust's recovery never writes a changelog record the store already reflects;
+- `fetch`: Faust's fetch loop without two tasks per record (`VIGIL_LEAN_FETCH=0` turns it off);
 - `access`: the few reads of Faust's private state the rest of Vigil needs (readiness, lag,
   table sizes), so that no module outside this package names a private Faust attribute.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.faust_patches import access, commit, recovery, stores
+from app.faust_patches import access, commit, fetch, recovery, stores
 from app.faust_patches.commit import commit_consumer_offsets, partition_store, request_rejoin
 
 __all__ = [
@@ -29,9 +30,15 @@ __all__ = [
 ]
 
 PRIVATE_NAMES: tuple[tuple[str, str, str], ...] = (
-    commit.PRIVATE_NAMES + recovery.PRIVATE_NAMES + stores.PRIVATE_NAMES + access.PRIVATE_NAMES
+    commit.PRIVATE_NAMES
+    + recovery.PRIVATE_NAMES
+    + stores.PRIVATE_NAMES
+    + access.PRIVATE_NAMES
+    + fetch.PRIVATE_NAMES
 )
-PATCHED: tuple[tuple[str, str, str], ...] = commit.PATCHED + recovery.PATCHED + stores.PATCHED
+PATCHED: tuple[tuple[str, str, str], ...] = (
+    commit.PATCHED + recovery.PATCHED + stores.PATCHED + fetch.PATCHED
+)
 
 
 def install(runtime: Any, client_kwargs: dict[str, Any]) -> None:
@@ -39,3 +46,4 @@ def install(runtime: Any, client_kwargs: dict[str, Any]) -> None:
     commit.install(runtime)
     recovery.install(client_kwargs)
     stores.install()
+    fetch.install()
