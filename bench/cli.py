@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios
+from bench import scenarios, variants
 from bench.kafka import Broker
 from bench.machine import code_state, machine
 from bench.profiling import py_spy
@@ -24,7 +24,7 @@ from bench.scenarios import Context, Sizes
 from bench.worker import load_average
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("baseline", "fraud", "carts", "latency", "recovery")
+SCENARIOS = ("baseline", "fraud", "alerting", "carts", "latency", "recovery")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the measured runs, run the fraud pipeline again (both guarantees) under "
         "py-spy and print the hot spots (the measured runs are never profiled)",
     )
+    p.add_argument(
+        "--ab",
+        metavar="NAME=A,B",
+        help="also run the fraud worker (both guarantees) with worker setting NAME at each "
+        "value, alternated (e.g. VIGIL_LEAN_FETCH=0,1)",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="A/B pairs per guarantee (1)")
+    p.add_argument(
+        "--commit-intervals",
+        metavar="S,S,...",
+        help="exactly_once fraud throughput and latency at each VIGIL_COMMIT_INTERVAL_S "
+        "(e.g. 0.1,0.25,0.5,1)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work and broker directories")
     p.add_argument("--events", type=int, help="override the fraud run's transaction count")
     return p
@@ -87,6 +100,19 @@ def main(argv: list[str] | None = None) -> int:
     lat_guarantees = [g.strip() for g in args.latency_guarantees.split(",") if g.strip()]
     if set(lat_guarantees) - set(GUARANTEES):
         print(f"bench: --latency-guarantees takes {GUARANTEES}", file=sys.stderr)
+        return 2
+    ab: tuple[str, list[str]] | None = None
+    if args.ab:
+        try:
+            ab = variants.parse_ab(args.ab)
+        except ValueError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
+    intervals = [v.strip() for v in (args.commit_intervals or "").split(",") if v.strip()]
+    try:
+        [float(v) for v in intervals]
+    except ValueError:
+        print("bench: --commit-intervals takes seconds, e.g. 0.1,0.25,0.5,1", file=sys.stderr)
         return 2
     if args.profile and py_spy() is None:
         print("bench: --profile needs py-spy (.venv/bin/pip install py-spy)", file=sys.stderr)
@@ -120,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     errors: dict[str, str] = {}
     try:
-        asyncio.run(_run_all(ctx, only, args, lat_guarantees, errors))
+        asyncio.run(_run_all(ctx, only, args, lat_guarantees, errors, ab, intervals))
     except KeyboardInterrupt:
         errors["interrupted"] = "Ctrl-C"
     finally:
@@ -146,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, verdicts = summarize(ctx.results, args.quick)
     report["targets"] = verdicts
     print()
-    print(render_table(rows))
+    print(render_table(rows + variants.variant_rows(ctx.results)))
     print()
     for key, verdict in verdicts.items():
         print(f"  {verdict['status']:4}  {TARGETS[key]}: {verdict['detail']}")
@@ -164,6 +190,8 @@ async def _run_all(
     args: argparse.Namespace,
     lat_guarantees: list[str],
     errors: dict[str, str],
+    ab: tuple[str, list[str]] | None = None,
+    intervals: list[str] | None = None,
 ) -> None:
     async def step(name: str, coro: Any) -> None:
         load0 = load_average()
@@ -181,6 +209,13 @@ async def _run_all(
     if "fraud" in only:
         for g in GUARANTEES:
             await step(f"fraud_{g}", scenarios.fraud(ctx, g))
+    if ab is not None:
+        await variants.run_ab(ctx, step, ab[0], ab[1], max(1, args.repeat))
+    # The latency run offers 25 % of the max rate on its own (all-alerting) traffic.
+    wants_rate = ("latency" in only or intervals) and not args.latency_rate
+    if "alerting" in only or wants_rate:
+        for g in GUARANTEES:
+            await step(f"alerting_{g}", scenarios.fraud(ctx, g, traffic="alerting"))
     if "carts" in only:
         for n in ctx.sizes.cart_open:
             await step(f"carts_{n}", scenarios.carts(ctx, n))
@@ -188,6 +223,9 @@ async def _run_all(
         rate = args.latency_rate or _latency_rate(ctx.results)
         for g in lat_guarantees:
             await step(f"latency_{g}", scenarios.latency(ctx, g, rate))
+    if intervals:
+        rate = args.latency_rate or _latency_rate(ctx.results)
+        await variants.run_commit_sweep(ctx, step, intervals, rate)
     if "recovery" in only:
         await step("recovery", scenarios.recovery(ctx))
     if args.profile:
@@ -218,8 +256,9 @@ def _capacity(fraud: dict[str, Any]) -> float:
 
 
 def _latency_rate(results: dict[str, Any]) -> float:
-    """25 % of the max fraud throughput of this run, else of the latest saved run, else 100/s."""
-    rates = [_capacity(results.get(f"fraud_{g}", {})) for g in GUARANTEES]
+    """25 % of the max throughput on the latency run's own traffic (every transaction alerts)
+    in this run, else in the latest saved run that measured it, else 100/s."""
+    rates = [_capacity(results.get(f"alerting_{g}", {})) for g in GUARANTEES]
     if max(rates) > 0:
         return 0.25 * max(rates)
     for path in sorted(RESULTS_DIR.glob("*.json"), reverse=True):
@@ -227,7 +266,7 @@ def _latency_rate(results: dict[str, Any]) -> float:
             old = json.loads(path.read_text())["results"]
         except (OSError, ValueError, KeyError):
             continue
-        rates = [_capacity(old.get(f"fraud_{g}", {})) for g in GUARANTEES]
+        rates = [_capacity(old.get(f"alerting_{g}", {})) for g in GUARANTEES]
         if max(rates) > 0:
             return 0.25 * max(rates)
     return 100.0

@@ -184,3 +184,14 @@ def latency_probes(seed: int) -> Iterator[tuple[str, bytes, bytes]]:
 def probe_bytes(template: bytes, ts_ms: int) -> bytes:
     """The probe's value with `ts` (epoch ms) set to the send time."""
     return template.replace(b'"ts":0', b'"ts":%d' % ts_ms)
+
+
+def alerting_traffic(n: int, seed: int, start_ms: int = 1_767_225_600_000) -> list[Record]:
+    """`n` of the latency run's transactions (each one alerts), `ts` 10 ms apart: the same
+    traffic as the latency run, pre-produced, so that its max rate can be measured."""
+    probes = latency_probes(seed)
+    out: list[Record] = []
+    for i in range(n):
+        _, key, template = next(probes)
+        out.append((key, probe_bytes(template, start_ms + 10 * i)))
+    return out

@@ -10,13 +10,30 @@ from bench.profiling import Recorder
 from bench.scenarios.common import Context, avg_len, profile_result, watch_worker
 
 
-async def fraud(ctx: Context, guarantee: str, profile: bool = False) -> dict[str, Any]:
+async def fraud(
+    ctx: Context,
+    guarantee: str,
+    profile: bool = False,
+    *,
+    env: dict[str, str] | None = None,
+    variant: str = "",
+    traffic: str = "normal",
+) -> dict[str, Any]:
+    """One fraud worker run. `env`: extra worker settings (`{"commit_interval_s": "0.1"}` is
+    `VIGIL_COMMIT_INTERVAL_S`), `variant` names them in the tag; `traffic="alerting"`: the
+    latency run's transactions (every one alerts) instead of the realistic ~1 % alerting mix."""
     records = ctx.fraud_data()
+    source = ctx.fraud_source
+    if traffic == "alerting":
+        records = data.alerting_traffic(len(records), ctx.seed)
+        source = "bench.data.alerting_traffic (the latency run's transactions)"
     if profile:  # enough samples: a longer run of the same kind of traffic
         records, _ = data.fraud_traffic(3 * len(records), ctx.seed)
     n = len(records)
-    tag = f"fraud-{'alo' if guarantee == 'at_least_once' else 'eos'}{'-prof' if profile else ''}"
-    dep = ctx.deployment(tag, guarantee)
+    tag = f"{'alerting' if traffic == 'alerting' else 'fraud'}-"
+    tag += f"{'alo' if guarantee == 'at_least_once' else 'eos'}{'-prof' if profile else ''}"
+    tag += f"-{variant}" if variant else ""
+    dep = ctx.deployment(tag, guarantee, **(env or {}))
     await make_topics(ctx.broker.bootstrap, dep.topics.values(), ctx.partitions)
     ctx.say(f"{tag}: producing {n} transactions, then starting the worker")
     await produce(ctx.broker.bootstrap, dep.topics["transactions"], records)
@@ -61,7 +78,9 @@ async def fraud(ctx: Context, guarantee: str, profile: bool = False) -> dict[str
         "window_s": round(seconds, 2),
         "events_in_window": events,
         "events": n,
-        "source": ctx.fraud_source,
+        "source": source,
+        "traffic": traffic,
+        "env": dep.extra_env,
         "avg_value_bytes": round(avg_len(records), 1),
         "ready_s": round(ready_s, 2) if ready_s is not None else None,
         "alerts": alerts,

@@ -25,9 +25,18 @@ def _pct(values: Sequence[float], p: float) -> float:
     return ordered[k]
 
 
-async def latency(ctx: Context, guarantee: str, rate: float) -> dict[str, Any]:
+async def latency(
+    ctx: Context,
+    guarantee: str,
+    rate: float,
+    *,
+    env: dict[str, str] | None = None,
+    variant: str = "",
+) -> dict[str, Any]:
+    """Event-to-alert latency at `rate`; `env`/`variant` as for `bench.scenarios.fraud`."""
     tag = f"latency-{'alo' if guarantee == 'at_least_once' else 'eos'}"
-    dep = ctx.deployment(tag, guarantee)
+    tag += f"-{variant}" if variant else ""
+    dep = ctx.deployment(tag, guarantee, **(env or {}))
     await make_topics(ctx.broker.bootstrap, dep.topics.values(), ctx.partitions)
     worker = dep.worker().start()
     try:
@@ -35,7 +44,7 @@ async def latency(ctx: Context, guarantee: str, rate: float) -> dict[str, Any]:
         await asyncio.sleep(1.0)
         ctx.say(f"{tag}: {rate:.0f} alerting transactions/s for {ctx.sizes.latency_seconds:.0f} s")
         result = await _latency_run(ctx, dep, rate, worker.cpu_seconds)
-        result.update(guarantee=guarantee, ready_s=round(ready, 2))
+        result.update(guarantee=guarantee, ready_s=round(ready, 2), env=dep.extra_env)
         result["rss_mib"] = round(worker.memory().get("VmRSS", 0.0), 1)
     finally:
         worker.stop()
