@@ -19,9 +19,9 @@ from faust.types import TP, Message, StreamT
 
 from agents import loop
 from app.cart.engine import CartEngine
-from app.cart.machine import CartOutput
+from app.cart.machine import CartLimitError, CartOutput
 from app.cart.state import CartState, CartStateError
-from app.contract.intake import CART_EVENTS, Rejected
+from app.contract.intake import CART_EVENTS, Rejected, failure
 from app.contract.timeutil import now_ms, parse_ts
 from app.runtime.faust_app import TICKS_TOPIC_SUFFIX, internal_topic
 from app.runtime.service import app, metrics, settings, topics, transactions
@@ -147,7 +147,11 @@ def _handle(txn: PartitionTransaction, message: Message) -> None:
         loop.reject(txn, message, cart_event)
         return
     before = engine.clock.highest_ms
-    fired = engine.process(cart_event)
+    try:
+        fired = engine.process(cart_event)
+    except CartLimitError as exc:  # raised before anything changed: no rollback, no rebuild
+        loop.reject(txn, message, failure(exc))
+        return
     if engine.clock.highest_ms != before:
         clock = str(engine.clock.highest_ms).encode()
         txn.put(CLOCKS, str(partition).encode(), clock)

@@ -10,6 +10,7 @@ they are called (which timers fire before which event) is `app.cart.engine`'s jo
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -33,26 +34,41 @@ class CartOutput:
 
 
 class CartLimitError(DecodeError):
-    """An `add_to_cart` would take a cart line past `MAX_QUANTITY`: the event is dead-lettered."""
+    """An `add_to_cart` would take a cart line past `MAX_QUANTITY`, or the cart's value past the
+    largest float: the event is dead-lettered."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, "value")
 
 
 def check(state: CartState | None, event: CartEvent) -> None:
-    """Raise `CartLimitError` when `apply` would take the event's cart line past the bound.
+    """Raise `CartLimitError` when `apply` would take the event's cart line past the bound, or
+    the cart's value to infinity.
 
     Called before anything changes (timers, clock, state), so a rejected event leaves no trace.
     Firing a deadline never changes a cart's items, so the state before firing is the one
     `apply` will see.
     """
-    if event.type != "add_to_cart" or event.product_id is None or state is None:
+    if event.type != "add_to_cart" or event.product_id is None:
         return
-    old = state.items.get(event.product_id)
+    items = state.items if state is not None else {}
+    old = items.get(event.product_id)
     if old is not None and old.quantity + event.quantity > MAX_QUANTITY:
         raise CartLimitError(
             f"quantity: adding {event.quantity} to the {old.quantity} of product_id "
             f"{show(event.product_id)} in the cart would exceed {MAX_QUANTITY}"
+        )
+    # A cart's value is a number in every output: prices near the float limit times a large
+    # quantity would make it infinite (written as null). Such an add is refused like the above.
+    price = event.price if event.price is not None else 0.0
+    quantity = event.quantity + (old.quantity if old is not None else 0)
+    total = price * quantity + sum(
+        i.price * i.quantity for pid, i in items.items() if pid != event.product_id
+    )
+    if not math.isfinite(total):
+        raise CartLimitError(
+            f"price: adding {event.quantity} of product_id {show(event.product_id)} at "
+            f"{price:g} would make the cart's value overflow"
         )
 
 

@@ -1,15 +1,15 @@
 """The worker's partition transactions, their Kafka producers and the checkpoint gate.
 
 `app.runtime.transactions` is the protocol (stage, then Kafka, then RocksDB); this module gives it
-the
-live parts: a `PartitionTransaction` per owned input partition group, the RocksDB stores of
-Faust's tables, and the producers. Vigil owns the transaction lifecycle instead of Faust's
-transaction manager (which restarts the transaction of a partition it keeps across a
-rebalance while that transaction is still open, and then reprocesses into it: the duplicates
-of faust-streaming #323/#502):
+the live parts: a `PartitionTransaction` per owned input partition group, the RocksDB stores of
+Faust's tables (`app.runtime.table_stores`), and the producers. Vigil owns the transaction
+lifecycle instead of Faust's transaction manager (which restarts the transaction of a partition
+it keeps across a rebalance while that transaction is still open, and then reprocesses into it:
+the duplicates of faust-streaming #323/#502):
 
-- exactly_once: one transactional producer per owned partition group, with Faust's id format
-  (`<app_id>-<group>-<partition>`). It is started when the partition is assigned, before the
+- exactly_once: one transactional producer per owned partition of each agent
+  (`<app_id>-<agent>-<partition>`: Faust's own format shares one id between partition N of every
+  topic with the same partition count). It is started when the partition is assigned, before the
   tables are recovered and before the offsets are read: Kafka's InitProducerId fences the
   previous owner and aborts or completes its open transaction, so the changelog and the
   committed offsets this worker then reads are final. aiokafka has no KIP-447 (its
@@ -30,16 +30,16 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+from app.runtime.table_stores import FaustStateTable
 from app.runtime.transactions import (
     Checkpointer,
     CheckpointError,
     PartitionTransaction,
     Staged,
-    TableStore,
 )
 
 log = logging.getLogger(__name__)
@@ -78,54 +78,6 @@ def stream_names(app: Any) -> dict[str, str]:
         for topic in getattr(agent.channel, "topics", ()):
             names[topic] = str(agent.name)
     return names
-
-
-class RocksTableStore:
-    """`TableStore` over one partition's RocksDB of a Faust table (rocksdict)."""
-
-    __slots__ = ("_db", "_offset_key")
-
-    def __init__(self, db: Any, offset_key: bytes) -> None:
-        self._db = db
-        self._offset_key = offset_key
-
-    def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self._db.get(key)
-        return value
-
-    def items(self) -> Iterable[tuple[bytes, bytes]]:
-        return self._db.items()  # type: ignore[no-any-return]
-
-    def write(self, changes: Mapping[bytes, bytes | None], changelog_offset: int) -> None:
-        import rocksdict
-
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in changes.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        batch.put(self._offset_key, str(changelog_offset).encode())
-        self._db.write(batch)
-
-
-class FaustStateTable:
-    """`StateTable` over a Faust RocksDB table: its changelog and per-partition stores."""
-
-    def __init__(self, table: Any) -> None:
-        from app import faust_patches
-
-        self.table = table
-        self.name: str = table.name
-        self.changelog_topic: str = table.changelog_topic.get_topic_name()
-        self._store_of = faust_patches.partition_store
-
-    def store(self, partition: int) -> TableStore:
-        db, offset_key = self._store_of(self.table, partition)
-        return RocksTableStore(db, offset_key)
-
-    def __repr__(self) -> str:
-        return f"<table {self.name}>"
 
 
 class Gate:
@@ -301,6 +253,38 @@ class PartitionTransactions:
         )
         sys.stderr.flush()
         os._exit(EXIT_CHECKPOINT_FAILED)
+
+    async def halt_unserved(self) -> list[tuple[str, int]]:
+        """Halt the assigned stream partitions whose table partitions were not assigned too.
+
+        Faust's assignor gives a worker partition N of every co-partitioned topic together, so
+        the tables of partition N are recovered where its events are processed. A changelog the
+        group leader did not know of when it assigned is left out, and the worker would judge
+        partition N on empty state. Such partitions are skipped, uncommitted, until the next
+        rebalance, which the worker asks for at once. Returns what was halted.
+        """
+        changelogs = set(self.app.tables.changelog_topics)
+        actives = set(self.app.assignor.assigned_actives())
+        tables = {(tp.topic, tp.partition) for tp in actives if tp.topic in changelogs}
+        unserved = sorted(
+            (tp.topic, tp.partition)
+            for tp in actives
+            if tp.topic not in changelogs
+            and self.is_stream_topic(tp.topic)
+            and any((changelog, tp.partition) not in tables for changelog in changelogs)
+        )
+        if unserved:
+            log.error(
+                "assigned without their table partitions (the group leader did not know a "
+                "changelog topic): %s; halted until the next rebalance",
+                [f"{t}/{p}" for t, p in unserved],
+            )
+            for topic, partition in unserved:
+                self.for_source(topic, partition).halted = True
+            if self._halted_since is None:
+                self._halted_since = time.monotonic()
+            await self._rejoin()
+        return unserved
 
     @property
     def healthy(self) -> bool:

@@ -53,6 +53,12 @@ async def _drop_transactions(sender: Any, revoked: Any, **kwargs: Any) -> None:
     transactions.drop_all()
 
 
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
+async def _check_table_partitions(sender: Any, assigned: Any, **kwargs: Any) -> None:
+    # Sent once Faust's assignment callbacks (producers, table recovery set-up) have run.
+    await transactions.halt_unserved()
+
+
 @app.on_before_shutdown.connect  # type: ignore[arg-type]
 async def _stop_producers(sender: Any, **kwargs: Any) -> None:
     await transactions.stop()

@@ -1,9 +1,10 @@
 """Create Vigil's topics up front, with the configured partitions; the one topic creator.
 
 Faust creates changelog topics itself, but a table's changelog must have exactly as many
-partitions as its source topic or the agent dies with `PartitionsMismatch`; creating the
-source, output and internal topics here (and refusing to run against a topic with another
-partition count) turns that late crash into a clear start-up error.
+partitions as its source topic or the agent dies with `PartitionsMismatch`, and one Faust
+creates while the group forms can be missing from every assignment (`TABLE_NAMES`); creating
+the source, output, internal and changelog topics here (and refusing to run against a topic
+with another partition count) turns both into a clear start-up error or nothing at all.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from aiokafka.errors import (
 )
 
 from app.exceptions import BrokerUnavailable, ConfigError
-from app.runtime.faust_app import FRAUD_LABELS_TOPIC_SUFFIX, TICKS_TOPIC_SUFFIX, internal_topic
+from app.runtime.faust_app import (
+    FRAUD_LABELS_TOPIC_SUFFIX,
+    TABLE_NAMES,
+    TICKS_TOPIC_SUFFIX,
+    changelog_topic,
+    internal_topic,
+)
 from app.settings import Settings
 
 #: Exit code of `vigil worker` when no bootstrap server answered for
@@ -216,7 +223,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def topic_specs(settings: Settings) -> list[VigilTopic]:
-    """Every topic a worker reads or writes, except the changelogs Faust creates."""
+    """Every topic a worker reads or writes, the tables' changelogs included."""
     specs = [
         VigilTopic(getattr(settings, name), "VIGIL_" + name.upper())
         for name in type(settings).model_fields
@@ -236,6 +243,11 @@ def topic_specs(settings: Settings) -> list[VigilTopic]:
             {"cleanup.policy": "compact"},
         )
     )
+    # The tables' changelogs too (compacted, as Faust makes them): see TABLE_NAMES.
+    specs += [
+        VigilTopic(changelog_topic(settings, table), "VIGIL_APP_ID", {"cleanup.policy": "compact"})
+        for table in TABLE_NAMES
+    ]
     return specs
 
 

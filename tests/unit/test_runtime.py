@@ -137,3 +137,32 @@ async def test_producers_are_kept_across_consecutive_generations_only(monkeypatc
     await txns.assign({"a", "c"}, generation=8)  # missed generation 7: a zombie meanwhile
     assert sorted(started) == ["a", "a", "b", "c", "c"]
     assert kept.stopped and txns._producers["a"] is not kept
+
+
+async def test_stream_partitions_assigned_without_their_table_partitions_are_halted(monkeypatch):
+    """The leader left a changelog out of the assignment (it did not know the topic yet): the
+    worker must not judge those partitions on empty state; it halts them and asks to rejoin."""
+    from faust.types import TP
+
+    rejoins: list[Any] = []
+
+    async def rejoin(consumer: Any) -> None:
+        rejoins.append(consumer)
+
+    monkeypatch.setattr(faust_patches, "request_rejoin", rejoin)
+    txns = _runtime()
+    txns.app.consumer = "the consumer"
+    changelogs = ("app-cards-changelog", "app-carts-changelog")
+    txns.app.tables = SimpleNamespace(changelog_topics=set(changelogs))
+    actives = {TP("input", 0), TP("input", 1), *(TP(c, 0) for c in changelogs)}
+    actives.add(TP("app-carts-changelog", 1))  # partition 1 lacks its cards partition
+    txns.app.assignor = SimpleNamespace(assigned_actives=lambda: actives)
+    assert await txns.halt_unserved() == [("input", 1)]
+    assert txns.for_source("input", 1).halted and not txns.for_source("input", 0).halted
+    assert not txns.healthy and rejoins == ["the consumer"]
+
+    actives.add(TP("app-cards-changelog", 1))  # the next assignment is whole
+    txns.drop_all()
+    rejoins.clear()
+    assert await txns.halt_unserved() == []
+    assert txns.healthy and rejoins == []
