@@ -7,7 +7,9 @@ temporary root and `python` being the machine's Debian Python 3.11 (the image's 
 python:3.11-slim). The dependencies come from PyPI as in the image. Then the runtime stage's
 ENV, USER, ENTRYPOINT and CMD start the worker as the Dockerfile's non-root uid (setpriv, when
 the tests run as root) against the real test broker, until `/readyz` answers 200; its
-HEALTHCHECK command passes as the same user; SIGTERM (its STOPSIGNAL) stops it with exit 0.
+HEALTHCHECK command passes as the same user; the fraud alerts and dead letters it writes for
+the test scenarios validate against their topics' schemas; SIGTERM (its STOPSIGNAL) stops it
+with exit 0.
 
 What this cannot show: the base image's own files, layer caching, and `docker build` itself
 (hadolint checks the Dockerfile's form in tests/unit/test_deploy_manifests.py).
@@ -30,8 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from app.devtools.processes import free_port
+from tests.scenarios import feedback_records, fraud_story
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -261,6 +265,8 @@ def test_the_entrypoint_runs_as_non_root_against_the_real_broker_until_ready(
         )
         assert done.returncode == 0, done.stderr
 
+        _outputs_fit_their_schemas(deployment)
+
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, (root.path / "worker.log").read_text()[-3000:]
     finally:
@@ -268,6 +274,29 @@ def test_the_entrypoint_runs_as_non_root_against_the_real_broker_until_ready(
             proc.kill()
             proc.wait()
         log.close()
+
+
+def _outputs_fit_their_schemas(deployment) -> None:
+    """The image's worker at work: the fraud story and a malformed record in, and every
+    alert and dead letter it commits validates against its topic's schema (schemas/), a live
+    dead letter with its `ts` (replay leaves it out, so only a live one shows it)."""
+    first, second = fraud_story()
+    bad = ("transactions", "card-X", b'{"txn_id": "x-1", "card_id": "card-X", "amount": "abc"}')
+    deployment.produce([*feedback_records(), *first, *second, bad])
+    for kind, topic, least in (
+        ("fraud_alerts", "fraud-alerts", 6),
+        ("dead_letters", "vigil-dead-letters", 1),
+    ):
+        schema = json.loads((REPO / "schemas" / f"{topic}.schema.json").read_text())
+        records = deployment.consume(kind, min_count=least, timeout=60)
+        assert len(records) >= least, (kind, records)
+        for key, value in records:
+            errors = [e.message for e in Draft202012Validator(schema).iter_errors(value)]
+            assert not errors, (topic, errors, value)
+            assert set(value) <= set(schema["properties"]), (topic, value)
+            if schema["x-vigil-key"] in value:
+                assert key == value[schema["x-vigil-key"]], (topic, key, value)
+    assert "ts" in records[0][1], "a live dead letter carries ts"
 
 
 def _healthcheck(stages: dict[str, Stage]) -> list[str]:
