@@ -76,3 +76,33 @@ async def test_recovery_idle_wait_is_capped():
     assert loop.time() - started < 5.0  # capped, not the 5 s Faust asked for
     assert IDLE_TIMEOUT_S < 1.0
     assert shim.sleep is asyncio.sleep  # everything else is the real module
+
+
+async def test_a_rebalance_met_by_a_stop_does_not_reopen_the_closing_stores(monkeypatch):
+    """SIGTERM during a rebalance: Faust closes the tables' stores while the assignment
+    callback still runs; its recovery must not open them again (RocksDB's lock: exit 1)."""
+    from types import SimpleNamespace
+
+    from faust.tables import recovery as faust_recovery
+
+    from app.faust_patches import recovery
+
+    calls: list[str] = []
+
+    async def original(*args, **kwargs):
+        calls.append("faust recovery")
+
+    async def restore(app, client_kwargs):
+        calls.append("bulk restore")
+        app.should_stop = calls.count("bulk restore") == 1  # the signal arrives meanwhile
+
+    monkeypatch.setattr(faust_recovery.Recovery, "on_rebalance", original)
+    monkeypatch.setattr(recovery, "bulk_restore", restore)
+    recovery.install({})
+    app = SimpleNamespace(should_stop=False, consumer_generation_id=7)
+    fake = SimpleNamespace(app=app, buffers={})
+    await faust_recovery.Recovery.on_rebalance(fake, set(), set(), set(), 7)
+    assert calls == ["bulk restore"]
+    app.should_stop = False  # a later rebalance of a worker that is not stopping
+    await faust_recovery.Recovery.on_rebalance(fake, set(), set(), set(), 7)
+    assert calls == ["bulk restore", "bulk restore", "faust recovery"]
