@@ -28,6 +28,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,9 +133,9 @@ def replay_stages(root: Root, stages: list[Stage], env: dict[str, str]) -> dict[
     return env
 
 
-@pytest.fixture(scope="module")
-def image() -> Iterator[tuple[Root, dict[str, Stage]]]:
-    """The worker target's build stages, replayed from a clean clone (module-scoped: ~1 min)."""
+@contextmanager
+def built(target: str) -> Iterator[tuple[Root, dict[str, Stage]]]:
+    """The stages a target's /opt/vigil comes from, replayed from a clean clone (~1 min)."""
     if not SYSTEM_PYTHON.exists():
         pytest.fail(f"{SYSTEM_PYTHON} is needed (the image's base is a plain Python 3.11)")
     base = Path(tempfile.mkdtemp(prefix="vigil-image-", dir="/tmp"))
@@ -152,10 +153,17 @@ def image() -> Iterator[tuple[Root, dict[str, Stage]]]:
             "HOME": str(base),
             **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},
         }
-        replay_stages(root, chain(stages, "build"), env)
+        replay_stages(root, chain(stages, target), env)
         yield root, stages
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def image() -> Iterator[tuple[Root, dict[str, Stage]]]:
+    """The worker target's build (deps, then build)."""
+    with built("build") as done:
+        yield done
 
 
 def test_the_worker_image_has_the_worker_and_no_developer_tools(image) -> None:
@@ -303,6 +311,35 @@ def _healthcheck(stages: dict[str, Stage]) -> list[str]:
     step = next(rest for op, rest in stages["runtime"].steps if op == "HEALTHCHECK")
     cmd = step.split(" CMD ", 1)[1]
     return json.loads(cmd)
+
+
+def test_the_demo_target_adds_the_developer_tools_and_runs_as_the_image_user() -> None:
+    """`docker build --target demo`: the same runtime, the package with app/devtools."""
+    with built("build-demo") as (root, stages):
+        demo = chain(stages, "demo")
+        assert [s.name for s in demo] == ["runtime", "demo"]
+        copied = [rest for op, rest in demo[-1].steps if op == "COPY"]
+        assert copied == ["--from=build-demo /opt/vigil /opt/vigil"], copied
+        site = next((root.path / "opt" / "vigil" / "lib").glob("python3*/site-packages"))
+        assert (site / "app" / "devtools" / "generate" / "traffic.py").is_file()
+        cmd = [json.loads(rest) for op, rest in demo[-1].steps if op == "CMD"]
+        assert cmd == [["demo"]], cmd
+        env, user, _ = _runtime(root, stages)
+        uid, _, gid = user.partition(":")
+        as_user = []
+        if os.geteuid() == 0:
+            as_user = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
+        vigil = shutil.which("vigil", path=env["PATH"])
+        assert vigil and vigil.startswith(str(root.path)), vigil
+        done = subprocess.run(
+            [*as_user, vigil, *cmd[0], "--help"],
+            env={**env, "HOME": "/nonexistent"},
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0 and "--rate" in done.stdout, done.stdout + done.stderr
 
 
 def test_vigil_kafka_finds_its_broker_files_in_an_installed_package(tmp_path):
