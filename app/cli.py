@@ -88,6 +88,21 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from app.contract.timeutil import parse_ts
+    from app.evaluate import format_report, run_evaluate
+
+    since = parse_ts(args.since, "--since") if args.since else None
+    result = run_evaluate(args.scores, args.labels, field=args.field, k=args.k, since_ms=since)
+    if args.json:
+        print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(format_report(result, args.k))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     try:
         from app.devtools.demo import run_demo
@@ -125,12 +140,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the same detectors as the live workers over JSONL files, in file "
         "order. Each line is an envelope {'topic','key','value'} or a `kcat -J` record; with "
         "--topic, bare event lines of that topic. Writes fraud-alerts.jsonl, "
-        "cart-abandoned.jsonl, cart-recovered.jsonl and dead-letters.jsonl to --out.",
+        "cart-abandoned.jsonl, cart-recovered.jsonl, dead-letters.jsonl and txn-scores.jsonl "
+        "to --out, learning from the feedback in the files as a worker does.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="JSONL input ('-' for stdin)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--topic", help="read bare event lines as records of this topic")
     p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="AUC ROC, average precision, Card Precision@k of scores against labels",
+        description="Join SCORES (txn-scores.jsonl, or fraud-alerts.jsonl: unalerted "
+        "transactions score 0) with LABELS (one line per transaction: txn_id, fraud 0/1 or "
+        "label fraud/legit, card_id, ts) and print AUC ROC, average precision, Card "
+        "Precision@k (Le Borgne et al.), per-rule precision and recall, and the alert rate.",
+    )
+    p.add_argument("scores", metavar="SCORES", help="txn-scores.jsonl or fraud-alerts.jsonl")
+    p.add_argument("labels", metavar="LABELS", help="labels JSONL, one line per transaction")
+    p.add_argument("--field", default="score", help="score field (default score; rule_score)")
+    p.add_argument("--k", type=int, default=100, help="cards per day for CP@k (default 100)")
+    p.add_argument("--since", help="only transactions at or after this ts (RFC 3339)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(
         "demo", help="start a local broker (unless VIGIL_BROKER answers), a worker and traffic"

@@ -6,7 +6,13 @@ the workers, fed in file order. Differences from a live worker, by design:
   of input it stands at the highest cart-event ts seen (so what is due then fires);
 - `detected_ts` is event time too (the transaction's ts; for carts, the cart clock), so a
   replay of the same input always writes the same bytes.
-Compare replay with live output on every field but `detected_ts`.
+Compare replay with live output on every field but `detected_ts` (and `scored_ts`).
+
+Risk scoring (`app.score`): every non-duplicate transaction is scored to `txn-scores.jsonl`
+with the learner as it stands at that record, then its features join the learner; feedback is
+learned from at its place in the file. A worker learns from the same records through its
+training topic, in that topic's order, and scores with the model it has read so far: see the
+README ("Risk scoring") for why live scores agree with replay's only within a tolerance.
 
 One record never stops a replay: as in a worker (`agents.loop.run`), a record whose processing
 raises is dead-lettered (`app.contract.intake.failure` words the reason) and whatever it
@@ -20,6 +26,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -44,6 +51,8 @@ from app.detect.feedback import InMemoryFeedback, PlaceState
 from app.detect.fraud import FraudDetector
 from app.detect.state import CardState
 from app.exceptions import DecodeError
+from app.score.learner import DelayedLearner
+from app.score.scorer import RiskScorer
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,7 @@ OUTPUT_FILES = {
     "cart_abandoned": "cart-abandoned.jsonl",
     "cart_recovered": "cart-recovered.jsonl",
     "dead_letters": "dead-letters.jsonl",
+    "txn_scores": "txn-scores.jsonl",
 }
 
 
@@ -169,12 +179,17 @@ class Replayer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.detector = FraudDetector(settings.fraud_config())
+        self.scorer = RiskScorer(self.detector, settings.score_config())
+        self.learner = DelayedLearner(settings.score_config())
         self.cards: dict[str, CardState] = {}
         self.feedback = InMemoryFeedback(self.detector.config)
         self._cart_store = _JournalStore()
         self.carts = CartEngine(settings.cart_config(), self._cart_store)
         self.counts: dict[str, int] = {"records": 0, "duplicates": 0, "skipped": 0}
         self._undo: list[Callable[[], None]] = []
+        # What a record teaches the learner, applied only once its outputs are written (the
+        # learner's steps cannot be undone).
+        self._learn: list[Callable[[], object]] = []
 
     def feed(self, record: Record) -> list[Output]:
         """Process one record; return its outputs in order.
@@ -184,6 +199,7 @@ class Replayer:
         """
         self.counts["records"] += 1
         self._undo.clear()
+        self._learn.clear()
         self._cart_store.begin()
         try:
             outputs = self._feed(record)
@@ -192,6 +208,9 @@ class Replayer:
         except Exception as exc:
             self._rollback()
             return [self._dead(record, failure(exc))]
+        for learn in self._learn:
+            learn()
+        self.learner.offset += len(self._learn)
         return outputs
 
     def _rollback(self) -> None:
@@ -212,6 +231,7 @@ class Replayer:
                 return self._dead_or(record, fb)
             self._journal_feedback(fb)
             self.feedback.process(fb)
+            self._learn.append(partial(self.learner.add_label, fb))
             return []
         if record.topic == s.topic_cart_events:
             ev = CART_EVENTS(record.value, record.key)
@@ -255,16 +275,24 @@ class Replayer:
                 self.cards[txn.card_id] = CardState.from_bytes(saved)
 
         self._undo.append(undo)
-        result = self.detector.process(
-            txn, self.cards.get(txn.card_id), self.feedback.places, txn.ts
+        result = self.scorer.process(
+            txn, self.cards.get(txn.card_id), self.feedback.places, self.learner, txn.ts
         )
         if result.outcome == "duplicate":
             self.counts["duplicates"] += 1
             return []
         self.cards[txn.card_id] = result.state
-        if result.alert is None:
-            return []
-        return [Output("fraud_alerts", self.settings.topic_fraud_alerts, txn.card_id, result.alert)]
+        example = result.example
+        assert example is not None and result.score is not None
+        self._learn.append(lambda: self.learner.add_example(example))
+        outputs = []
+        if result.alert is not None:
+            s = self.settings
+            outputs.append(Output("fraud_alerts", s.topic_fraud_alerts, txn.card_id, result.alert))
+        outputs.append(
+            Output("txn_scores", self.settings.topic_txn_scores, txn.card_id, result.score)
+        )
+        return outputs
 
     def _cart(self, event: CartEvent) -> list[Output]:
         engine = self.carts
@@ -327,7 +355,7 @@ def _open_inputs(paths: Iterable[str], stack: ExitStack) -> Iterator[IO[bytes]]:
 def run_replay(
     files: Iterable[str], out_dir: str | Path, settings: Settings, topic: str | None = None
 ) -> dict[str, int]:
-    """Replay `files` in order and write the four output files to `out_dir`.
+    """Replay `files` in order and write the output files (`OUTPUT_FILES`) to `out_dir`.
 
     Returns counts per output file plus input statistics.
     """

@@ -22,6 +22,7 @@ from pydantic_settings import (
 from app.cart.config import CartConfig
 from app.detect.config import FraudConfig
 from app.exceptions import ConfigError
+from app.score.config import ScoreConfig
 
 ENV_PREFIX = "VIGIL_"
 
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     topic_cart_abandoned: str = Field("cart-abandoned", description="Output: abandoned carts.")
     topic_cart_recovered: str = Field("cart-recovered", description="Output: recovered carts.")
     topic_dead_letters: str = Field("vigil-dead-letters", description="Output: dead letters.")
+    topic_txn_scores: str = Field("txn-scores", description="Output: every transaction's score.")
 
     # --- fraud rules (contract defaults) -----------------------------------------------------
     velocity_count: int = Field(6, ge=1, description="velocity: transactions in the window.")
@@ -139,6 +141,30 @@ class Settings(BaseSettings):
     duplicate_window_h: float = Field(24, ge=0, description="Duplicate txn_id suppression.")
     max_disorder_s: float = Field(
         600, ge=0, description="How late a transaction may arrive and still be counted exactly."
+    )
+
+    # --- risk scoring (contract "Risk scoring") ------------------------------------------------
+    label_delay_days: float = Field(
+        7, gt=0, description="No fraud label this long after a transaction: learned as legit."
+    )
+    alert_threshold: float = Field(
+        0.8, ge=0, le=1, description="A risk score at or above it raises an alert on its own."
+    )
+    min_fraud_labels: int = Field(
+        50, ge=0, description="Frauds learned before the model's score replaces the rules' weight."
+    )
+    model_learning_rate: float = Field(0.05, gt=0, description="The online model's step size.")
+    model_negative_sample: float = Field(
+        0.25, gt=0, le=1, description="Fraction of negatives learned from (a hash of txn_id)."
+    )
+    model_late_label_days: float = Field(
+        7, ge=0, description="How long after label_delay a late fraud label is still learned."
+    )
+    model_max_examples: int = Field(
+        1_000_000, ge=1, description="Cap on scored transactions held for learning."
+    )
+    model_snapshot_s: float = Field(
+        30, gt=0, description="How often a worker saves its model snapshot to the store dir."
     )
 
     # --- cart abandonment ---------------------------------------------------------------------
@@ -259,6 +285,18 @@ class Settings(BaseSettings):
             terminal_window_ms=_ms(self.terminal_window_days * 86_400),
             duplicate_window_ms=_ms(self.duplicate_window_h * 3600),
             max_disorder_ms=_ms(self.max_disorder_s),
+        )
+
+    def score_config(self) -> ScoreConfig:
+        """The risk scorer's and the learner's view of these settings."""
+        return ScoreConfig(
+            label_delay_ms=_ms(self.label_delay_days * 86_400),
+            late_label_ms=_ms(self.model_late_label_days * 86_400),
+            alert_threshold=self.alert_threshold,
+            min_fraud_labels=self.min_fraud_labels,
+            learning_rate=self.model_learning_rate,
+            negative_sample=self.model_negative_sample,
+            max_examples=self.model_max_examples,
         )
 
     def cart_config(self) -> CartConfig:

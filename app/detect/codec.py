@@ -47,3 +47,31 @@ def unpack(
         )
     del obj[0]
     return obj
+
+
+def unpack_versions(
+    raw: bytes | bytearray | memoryview | str, kind: str, sizes: dict[int, int]
+) -> list[Any]:
+    """Like `unpack`, for a value that may be in any layout of `sizes` (version -> field count).
+
+    Lets a newer release read what an older one wrote: the caller fills what is missing.
+    """
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise StateFormatError(f"{kind}: stored value is not valid JSON ({exc.msg})") from None
+    if not isinstance(obj, list) or not obj:
+        raise StateFormatError(f"{kind}: stored value is not a versioned array")
+    version = obj[0]
+    if isinstance(version, bool) or version not in sizes:
+        known = ", ".join(str(v) for v in sizes)
+        raise StateFormatError(
+            f"{kind}: stored layout version {version!r} is not supported (expected {known})"
+        )
+    size = sizes[version]
+    if len(obj) != size + 1:
+        raise StateFormatError(
+            f"{kind}: stored value has {len(obj) - 1} fields, layout {version} has {size}"
+        )
+    del obj[0]
+    return obj

@@ -65,6 +65,17 @@ class FraudDetector:
         elif state.is_duplicate(txn.txn_id, txn.ts, config.duplicate_window_ms):
             return Detection("duplicate", state, None)
 
+        hits = self.hits(txn, state, places)
+        state.add(txn, config)
+        alert = build_alert(txn, hits, config, detected_ms) if hits else None
+        return Detection("ok", state, alert)
+
+    def hits(self, txn: Transaction, state: CardState, places: PlaceLookup) -> list[RuleHit]:
+        """The rules that fire on `txn` against the card's state before it (in the fixed order).
+
+        Also what risk scoring (`app.score.scorer`) reads before it counts the transaction in.
+        """
+        config = self.config
         hits: list[RuleHit] = []
         for hit in (
             check_velocity(txn, state, config),
@@ -76,7 +87,4 @@ class FraudDetector:
         ):
             if hit is not None:
                 hits.append(hit)
-
-        state.add(txn, config)
-        alert = build_alert(txn, hits, config, detected_ms) if hits else None
-        return Detection("ok", state, alert)
+        return hits

@@ -9,7 +9,10 @@ It holds exactly what the rules need and nothing that grows with the card's age:
 * the location of the transaction processed last (impossible travel), or None when that one had
   no lat/lon;
 * recent txn ids with their ts (duplicate check), kept while `ts > max_ts - id_retention_ms`;
-* the newest ts seen, from which both horizons are measured.
+* the newest ts seen, from which both horizons are measured;
+* for risk scoring (`app.score`): the ts of the transaction processed last and per-day buckets
+  (day number, count, sum of amounts) of the last `HABIT_DAYS` days, 31 small triples however
+  busy the card is (layout 2; a layout-1 value reads as "no buckets yet").
 
 Entries and ids are also capped at `config.max_ids_per_card` (oldest dropped first) so a card
 flooded by a bot still has a bounded value. Within the cap and for arrivals at most
@@ -25,11 +28,14 @@ from collections import deque
 from typing import Any
 
 from app.contract.events import Transaction
-from app.detect.codec import pack, unpack
+from app.detect.codec import pack, unpack_versions
 from app.detect.config import FraudConfig
 
-LAYOUT_VERSION = 1
-_FIELDS = 9
+LAYOUT_VERSION = 2
+_FIELDS = {1: 9, 2: 13}
+#: Daily buckets kept per card: the widest habit window (30 days) plus today.
+HABIT_DAYS = 31
+DAY_MS = 86_400_000
 
 Location = tuple[float, float, int]  # lat, lon, ts
 
@@ -39,12 +45,16 @@ class CardState:
 
     __slots__ = (
         "_amounts",
+        "_day_counts",
+        "_day_sums",
+        "_days",
         "_id_names",
         "_id_ts",
         "_ids",
         "_ts",
         "count",
         "last_location",
+        "last_ts",
         "m2",
         "max_ts",
         "mean",
@@ -65,6 +75,11 @@ class CardState:
         self._id_ts: deque[int] = deque()
         self._id_names: deque[str] = deque()
         self._ids: dict[str, int] = {}
+        # Risk-scoring habits: ts of the transaction processed last, and daily buckets.
+        self.last_ts: int | None = None
+        self._days: list[int] = []
+        self._day_counts: list[int] = []
+        self._day_sums: list[float] = []
 
     # -- reading (rules) -----------------------------------------------------------------------
 
@@ -100,6 +115,25 @@ class CardState:
             for t, name in zip(self._id_ts, self._id_names, strict=True)
         )
 
+    def habits(self, today: int) -> tuple[int, float, int, float, int, float]:
+        """(count, sum of amounts) over the last 1, 7 and 30 days (day numbers in
+        (today - N, today]), from the daily buckets, in one pass."""
+        n1 = n7 = n30 = 0
+        s1 = s7 = s30 = 0.0
+        for day, n, amount in zip(self._days, self._day_counts, self._day_sums, strict=True):
+            age = today - day
+            if age < 0 or age >= 30:
+                continue
+            n30 += n
+            s30 += amount
+            if age < 7:
+                n7 += n
+                s7 += amount
+                if age < 1:
+                    n1 += n
+                    s1 += amount
+        return n1, s1, n7, s7, n30, s30
+
     @property
     def entry_count(self) -> int:
         """Number of remembered (ts, amount) entries."""
@@ -126,6 +160,9 @@ class CardState:
         self.mean += delta / n
         self.m2 += delta * (amount - self.mean)
         self.count = n
+
+        self.last_ts = ts
+        self._add_to_day(ts // DAY_MS, amount)
 
         lat, lon = txn.lat, txn.lon
         self.last_location = (lat, lon, ts) if lat is not None and lon is not None else None
@@ -163,19 +200,45 @@ class CardState:
             if index.get(old_id) == old_ts:
                 del index[old_id]
 
+    def _add_to_day(self, day: int, amount: float) -> None:
+        """Count one amount into its day's bucket; keep only the newest `HABIT_DAYS` days."""
+        days = self._days
+        if days and days[-1] == day:
+            self._day_counts[-1] += 1
+            self._day_sums[-1] += amount
+            return
+        i = bisect_right(days, day)
+        if i and days[i - 1] == day:
+            self._day_counts[i - 1] += 1
+            self._day_sums[i - 1] += amount
+            return
+        days.insert(i, day)
+        self._day_counts.insert(i, 1)
+        self._day_sums.insert(i, amount)
+        newest = days[-1]
+        k = bisect_right(days, newest - HABIT_DAYS)
+        if k:
+            del days[:k]
+            del self._day_counts[:k]
+            del self._day_sums[:k]
+
     # -- bytes ---------------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """Versioned layout `[1, max_ts, count, mean, m2, loc, ts, amounts, id_ts, ids]`."""
+        """Versioned layout `[2, max_ts, count, mean, m2, loc, ts, amounts, id_ts, ids,
+        last_ts, days, day_counts, day_sums]` (layout 1 lacked the last four)."""
         return pack(LAYOUT_VERSION, *self._layout())
 
     @classmethod
     def from_bytes(cls, raw: bytes | bytearray | memoryview | str) -> CardState:
         """Read a value written by `to_bytes` (raises `StateFormatError` when it cannot)."""
-        max_ts, count, mean, m2, loc, times, amounts, id_ts, id_names = unpack(
-            raw, "card state", LAYOUT_VERSION, _FIELDS
-        )
+        fields = unpack_versions(raw, "card state", _FIELDS)
+        max_ts, count, mean, m2, loc, times, amounts, id_ts, id_names = fields[:9]
         self = cls.__new__(cls)
+        if len(fields) > 9:
+            self.last_ts, self._days, self._day_counts, self._day_sums = fields[9:]
+        else:  # layout 1: written before risk scoring; its habits start from here
+            self.last_ts, self._days, self._day_counts, self._day_sums = max_ts, [], [], []
         self.max_ts = max_ts
         self.count = count
         self.mean = float(mean)
@@ -199,6 +262,10 @@ class CardState:
             self._amounts,
             list(self._id_ts),
             list(self._id_names),
+            self.last_ts,
+            self._days,
+            self._day_counts,
+            self._day_sums,
         )
 
     def __eq__(self, other: object) -> bool:

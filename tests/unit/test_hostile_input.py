@@ -300,14 +300,17 @@ class TestReplayGuard:
 
         config = replayer.detector.config
 
-        def exploding(self, txn, state, places, detected):
+        def exploding(self, txn, state, places):
             state.add(txn, config)  # the detector updates the state in place ...
             raise ValueError("detector bug")  # ... then fails
 
-        monkeypatch.setattr(FraudDetector, "process", exploding)
+        learned = replayer.learner.offset
+        monkeypatch.setattr(FraudDetector, "hits", exploding)
         out = replayer.feed(Record("transactions", "tok_4c1a", txn_bytes(txn_id="t-2")))
         assert out[0].value["error"] == "internal error: ValueError: detector bug"
         assert replayer.cards["tok_4c1a"].to_bytes() == before
+        assert replayer.learner.offset == learned  # nothing of it reached the learner
+        assert "t-2" not in replayer.learner.examples
 
     def test_failure_keeps_decode_reasons(self):
         assert failure(DecodeError("quantity: too many", "value")) == Rejected(

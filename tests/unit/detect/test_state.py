@@ -18,7 +18,7 @@ MakeTxn = Callable[..., Transaction]
 def test_empty_round_trip() -> None:
     state = CardState()
     assert CardState.from_bytes(state.to_bytes()) == state
-    assert state.to_bytes().startswith(b"[1,")
+    assert state.to_bytes().startswith(b"[2,")
 
 
 def test_round_trip_keeps_everything(make_txn: MakeTxn) -> None:
@@ -119,7 +119,7 @@ def test_size_capped_for_a_card_flooded_by_a_bot(make_txn: MakeTxn, config: Frau
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"not json", b"{}", b"[]", b"[2]", b"[1, null]", b'"x"'],
+    [b"", b"not json", b"{}", b"[]", b"[2]", b"[3]", b"[true]", b"[1, null]", b'"x"'],
 )
 def test_bad_bytes_are_refused(raw: bytes) -> None:
     with pytest.raises(StateFormatError):

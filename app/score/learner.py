@@ -1,0 +1,285 @@
+"""Delayed-label learning: which examples the model learns, when, and with which label.
+
+The contract's rule, in event time: a transaction's features *as they were when it was scored*
+wait `label_delay`; a `fraud` label makes it a positive; a `legit` label, or no fraud label
+within `label_delay`, a negative; a fraud label that arrives after its transaction was learned
+as a negative is learned as a positive then (its features are kept `late_label` longer for
+that). Event time is the learner's own clock: the highest ts of the examples and labels it has
+been fed, so the outcome depends only on what it was fed, in which order, never on the wall
+clock (replay and every worker agree).
+
+The learner also keeps the fraud labels it has received per place (the transaction's terminal,
+else merchant) and per card, for the `place_frauds_*` / `card_frauds_*` features. The feedback
+may name the terminal and card; where it does not, the held example's own do.
+
+Bounded: examples are held for `label_delay + late_label` of event time and at most
+`max_examples` of them; labels per place/card for the widest label window.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from array import array
+from collections import deque
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from app.contract.events import Feedback
+from app.detect.state import DAY_MS
+from app.score.config import ScoreConfig
+from app.score.features import FEATURES, LABEL_WINDOWS, N_FEATURES
+from app.score.model import OnlineLogistic
+
+SNAPSHOT_VERSION = 1
+PENDING, NEGATIVE, SKIPPED, POSITIVE = 0, 1, 2, 3
+#: What a label or an expiry did, for `vigil_model_labels_total{kind}`.
+LEARN_KINDS = ("fraud", "late_fraud", "legit", "expired", "unsampled", "ignored", "unknown")
+_LABEL_SPAN_MS = max(LABEL_WINDOWS) * DAY_MS
+
+
+@dataclass(slots=True)
+class Example:
+    """One scored transaction held for learning: where it happened and its features."""
+
+    txn_id: str
+    card_id: str
+    place: str | None
+    ts: int
+    #: The features as scored (a float array: compact, and not tracked by the garbage collector,
+    #: which matters with a week of examples held); None once nothing more can be learned.
+    x: array[float] | None
+    status: int = PENDING
+
+    def to_list(self) -> list[Any]:
+        """The snapshot row of this example."""
+        x = self.x.tolist() if self.x is not None else None
+        return [self.txn_id, self.card_id, self.place, self.ts, x, self.status]
+
+    @classmethod
+    def of(cls, row: list[Any]) -> Example:
+        """The example of a snapshot row."""
+        x = array("d", row[4]) if row[4] is not None else None
+        return cls(row[0], row[1], row[2], row[3], x, row[5])
+
+
+def sampled(txn_id: str, rate: float) -> bool:
+    """Whether a negative of this txn is learned: a hash, the same on every worker and run."""
+    return rate >= 1.0 or zlib.crc32(txn_id.encode()) < rate * 4294967296.0
+
+
+class DelayedLearner:
+    """The model plus everything needed to feed it delayed labels, as one ordered state."""
+
+    def __init__(self, config: ScoreConfig | None = None) -> None:
+        """An untrained model with no examples held."""
+        self.config = config if config is not None else ScoreConfig()
+        c = self.config
+        self.model = OnlineLogistic(N_FEATURES, c.learning_rate, c.l2, math.log(c.negative_sample))
+        self.clock: int | None = None
+        self.examples: dict[str, Example] = {}
+        self._pending: deque[Example] = deque()  # waiting for label_delay (arrival order)
+        self._late: deque[Example] = deque()  # learned or skipped, kept for late fraud labels
+        self._labels: dict[str, dict[str, int]] = {}  # place or "c:card" -> txn_id -> label ts
+        self._label_log: deque[tuple[int, str, str]] = deque()  # (ts, key, txn_id) for expiry
+        self.frauds = 0  # positives learned
+        self.updates = 0  # examples learned (positives and negatives)
+        self.counts: dict[str, int] = dict.fromkeys(LEARN_KINDS, 0)
+        self.offset = 0  # records of the training stream applied (a worker: the topic offset)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def fraud_times(self, key: str) -> Collection[int]:
+        """LabelLookup: feedback ts of fraud labels received for a place or `c:<card>`."""
+        held = self._labels.get(key)
+        return held.values() if held is not None else ()
+
+    @property
+    def active(self) -> bool:
+        """Whether the model's score is used (it has learned `min_fraud_labels` frauds)."""
+        return self.frauds >= self.config.min_fraud_labels
+
+    @property
+    def size(self) -> int:
+        """Entries held: examples plus place/card labels (the bounded learned state)."""
+        return len(self.examples) + len(self._label_log)
+
+    # -- feeding -------------------------------------------------------------------------------
+
+    def add_example(self, example: Example) -> None:
+        """A transaction was scored with these features: hold it until its label is known."""
+        if example.txn_id in self.examples:
+            return  # the same transaction counted again later (after the duplicate window)
+        self.examples[example.txn_id] = example
+        self._pending.append(example)
+        self._advance(example.ts)
+        cap = self.config.max_examples
+        while len(self.examples) > cap:
+            if self._late:
+                self._forget(self._late.popleft())
+            else:
+                self._expire(self._pending.popleft())
+
+    def add_label(self, feedback: Feedback) -> str:
+        """A label arrived: learn from it if its transaction is held; say what it did."""
+        ex = self.examples.get(feedback.txn_id)
+        if feedback.label == "fraud":
+            self._index(feedback, ex)
+            if ex is None:
+                kind = "unknown"
+            elif ex.status == POSITIVE:
+                kind = "ignored"
+            else:
+                kind = "fraud" if ex.status == PENDING else "late_fraud"
+                self._learn(ex, 1)
+                ex.status = POSITIVE
+                self.frauds += 1
+        else:
+            self._unindex(feedback.txn_id, feedback, ex)
+            if ex is None:
+                kind = "unknown"
+            elif ex.status != PENDING:
+                kind = "ignored"  # already learned, or a fraud label said otherwise first
+            else:
+                kind = self._negative(ex, "legit")
+        self.counts[kind] += 1
+        self._advance(feedback.ts)
+        return kind
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _learn(self, ex: Example, y: int) -> None:
+        if ex.x is not None:
+            self.model.learn(ex.x, y)
+            self.updates += 1
+
+    def _negative(self, ex: Example, kind: str) -> str:
+        if sampled(ex.txn_id, self.config.negative_sample):
+            self._learn(ex, 0)
+            ex.status = NEGATIVE
+            return kind
+        ex.status = SKIPPED
+        return "unsampled"
+
+    def _expire(self, ex: Example) -> None:
+        """label_delay passed (or the cap was reached): a still-pending example is a negative."""
+        if ex.status == PENDING:
+            self.counts[self._negative(ex, "expired")] += 1
+        if ex.status == POSITIVE:
+            ex.x = None  # nothing more to learn from it; its id is kept to ignore repeats
+        self._late.append(ex)
+
+    def _forget(self, ex: Example) -> None:
+        if self.examples.get(ex.txn_id) is ex:
+            del self.examples[ex.txn_id]
+
+    def _advance(self, ts: int) -> None:
+        if self.clock is not None and ts <= self.clock:
+            return
+        self.clock = ts
+        c = self.config
+        pending, late = self._pending, self._late
+        due = ts - c.label_delay_ms
+        while pending and pending[0].ts <= due:
+            self._expire(pending.popleft())
+        gone = due - c.late_label_ms
+        while late and late[0].ts <= gone:
+            self._forget(late.popleft())
+        horizon = ts - _LABEL_SPAN_MS
+        log = self._label_log
+        while log and log[0][0] <= horizon:
+            t, key, txn_id = log.popleft()
+            held = self._labels.get(key)
+            if held is not None and held.get(txn_id) == t:
+                del held[txn_id]
+                if not held:
+                    del self._labels[key]
+
+    def _keys(self, feedback: Feedback, ex: Example | None) -> list[str]:
+        place = feedback.place or (ex.place if ex is not None else None)
+        card = feedback.card_id or (ex.card_id if ex is not None else None)
+        keys = [place] if place is not None else []
+        if card is not None:
+            keys.append("c:" + card)
+        return keys
+
+    def _index(self, feedback: Feedback, ex: Example | None) -> None:
+        self._unindex(feedback.txn_id, feedback, ex)  # only the last label of a txn counts
+        for key in self._keys(feedback, ex):
+            self._labels.setdefault(key, {})[feedback.txn_id] = feedback.ts
+            self._label_log.append((feedback.ts, key, feedback.txn_id))
+
+    def _unindex(self, txn_id: str, feedback: Feedback, ex: Example | None) -> None:
+        for key in self._keys(feedback, ex):
+            held = self._labels.get(key)
+            if held is not None and held.pop(txn_id, None) is not None and not held:
+                del self._labels[key]
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Everything learned and held, with the stream position it reflects."""
+        return orjson.dumps(
+            {
+                "version": SNAPSHOT_VERSION,
+                "features": FEATURES,
+                "offset": self.offset,
+                "clock": self.clock,
+                "frauds": self.frauds,
+                "updates": self.updates,
+                "counts": self.counts,
+                "model": self.model.to_dict(),
+                "pending": [e.to_list() for e in self._pending],
+                "late": [e.to_list() for e in self._late],
+                "labels": [
+                    [t, k, i] for t, k, i in self._label_log if self._labels.get(k, {}).get(i) == t
+                ],
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, config: ScoreConfig | None = None) -> DelayedLearner:
+        """A learner in the state `to_bytes` wrote (ValueError when it cannot be used)."""
+        data = orjson.loads(raw)
+        if data.get("version") != SNAPSHOT_VERSION or tuple(data["features"]) != FEATURES:
+            raise ValueError("model snapshot of another version or feature set")
+        self = cls(config)
+        self.offset = int(data["offset"])
+        self.clock = data["clock"]
+        self.frauds = int(data["frauds"])
+        self.updates = int(data["updates"])
+        self.counts.update(data["counts"])
+        self.model.load(data["model"])
+        for row in data["pending"]:
+            ex = Example.of(row)
+            self._pending.append(ex)
+            self.examples[ex.txn_id] = ex
+        for row in data["late"]:
+            ex = Example.of(row)
+            self._late.append(ex)
+            self.examples.setdefault(ex.txn_id, ex)
+        for t, key, txn_id in data["labels"]:
+            self._labels.setdefault(key, {})[txn_id] = t
+            self._label_log.append((t, key, txn_id))
+        return self
+
+    def summary(self) -> dict[str, Any]:
+        """The read-only view of `/model`: version, labels learned, weights."""
+        weights = dict(zip(FEATURES, self.model.weights, strict=True))
+        return {
+            "kind": "logistic" if self.active else "rules",
+            "offset": self.offset,
+            "updates": self.updates,
+            "frauds": self.frauds,
+            "active": self.active,
+            "min_fraud_labels": self.config.min_fraud_labels,
+            "clock": self.clock,
+            "examples_held": len(self.examples),
+            "labels_held": len(self._label_log),
+            "learned": dict(self.counts),
+            "bias": self.model.bias,
+            "weights": dict(sorted(weights.items(), key=lambda kv: -abs(kv[1]))),
+        }
