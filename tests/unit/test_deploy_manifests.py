@@ -165,6 +165,12 @@ def test_compose_runs_kafka_kraft_and_creates_the_contract_topics() -> None:
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
     assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft, no ZooKeeper
+    # One broker: exactly-once needs the transaction log at replication 1 and min ISR 1, and
+    # the topics Vigil creates cannot ask for more replicas than there are brokers.
+    for setting in ("TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "TRANSACTION_STATE_LOG_MIN_ISR"):
+        assert kafka["environment"][f"KAFKA_{setting}"] == "1", setting
+    for worker in _workers().values():
+        assert worker["environment"]["VIGIL_REPLICATION_FACTOR"] == "1"
     init = services["kafka-init"]
     assert set(init["environment"]["TOPICS"].split()) == CONTRACT_TOPICS
     default = Settings.model_fields["partitions"].default
