@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--repeat", type=int, default=1, help="A/B pairs per guarantee (1)")
     p.add_argument(
+        "--ab-parallel",
+        action="store_true",
+        help="run the A and B workers of a pair at the same time (same load for both)",
+    )
+    p.add_argument(
         "--commit-intervals",
         metavar="S,S,...",
         help="exactly_once fraud throughput and latency at each VIGIL_COMMIT_INTERVAL_S "
@@ -210,7 +215,7 @@ async def _run_all(
         for g in GUARANTEES:
             await step(f"fraud_{g}", scenarios.fraud(ctx, g))
     if ab is not None:
-        await variants.run_ab(ctx, step, ab[0], ab[1], max(1, args.repeat))
+        await variants.run_ab(ctx, step, ab[0], ab[1], max(1, args.repeat), args.ab_parallel)
     # The latency run offers 25 % of the max rate on its own (all-alerting) traffic.
     wants_rate = ("latency" in only or intervals) and not args.latency_rate
     if "alerting" in only or wants_rate:

@@ -1,9 +1,11 @@
 """Runs that compare settings within one benchmark run, on one broker.
 
 - `--ab NAME=A,B [--repeat N]`: the fraud worker at both guarantees with the worker setting (or
-  diagnostic switch) NAME at each value, alternated A B, then B A, ... N times, so that a drift of
-  the machine's load hits both sides alike. The table gives each value's median rate as a share
-  of the same run's baseline, and B/A per pair: the spread of the pairs is the noise.
+  diagnostic switch) NAME at each value, alternated A B, then B A, ... N times, so that a drift
+  of the machine's load hits both sides alike (`--ab-parallel`: the values' workers run at the
+  same time, each on its own deployment: a fairer split when the load changes by the minute).
+  The table gives each value's median rate as a share of the same run's baseline, and B/A per
+  pair: the spread of the pairs is the noise.
 - `--commit-intervals 0.1,0.25,0.5,1`: under exactly_once, at each commit interval, the fraud
   worker's throughput and the latency run (at one offered rate for all intervals).
 - The max rate on the latency run's own traffic (`alerting_<guarantee>`, every transaction
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -41,16 +44,37 @@ def ab_key(guarantee: str, name: str, value: str, rep: int) -> str:
     return f"ab_{guarantee}_{name}={value}_{rep}"
 
 
-async def run_ab(ctx: Context, step: Step, name: str, values: list[str], repeat: int) -> None:
+async def run_ab(
+    ctx: Context,
+    step: Step,
+    name: str,
+    values: list[str],
+    repeat: int,
+    parallel: bool = False,
+) -> None:
+    """Each guarantee, `repeat` rounds; one round runs every value once, one after the other
+    (order reversed every other round) or, `parallel`, all at the same time on the same broker:
+    then every side sees the same load from the rest of the machine (and from each other)."""
     for g in GUARANTEES:
         for rep in range(repeat):
             order = values if rep % 2 == 0 else list(reversed(values))
-            for value in order:
-                variant = f"{_short(name)}{value}r{rep}".replace(".", "p")
-                await step(
+            runs = [
+                step(
                     ab_key(g, name, value, rep),
-                    scenarios.fraud(ctx, g, env={name: value}, variant=variant),
+                    scenarios.fraud(
+                        ctx,
+                        g,
+                        env={name: value},
+                        variant=f"{_short(name)}{value}r{rep}".replace(".", "p"),
+                    ),
                 )
+                for value in order
+            ]
+            if parallel:
+                await asyncio.gather(*runs)
+            else:
+                for run in runs:
+                    await run
 
 
 def sweep_key(kind: str, interval: str) -> str:
