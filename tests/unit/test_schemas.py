@@ -1,7 +1,8 @@
 """The published JSON Schemas (schemas/) and the decoder agree, and Vigil's outputs fit theirs.
 
 * Every schema is a valid draft 2020-12 schema, one per topic of the contract, each linked
-  from the README.
+  from the README; every verdict below is the same with Python's `re` and with ECMA-262
+  regular expressions (PyPI `regress`), as JavaScript validators read `pattern`.
 * Every example of the contract and of the README validates.
 * Every value the decoding tests (test_decode.py, test_hostile_input.py) give the decoder is
   recorded by a child pytest run (tests/unit/schema_capture.py): each one the decoder accepts
@@ -29,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+import regress
+from jsonschema import Draft202012Validator, ValidationError, validators
 
 from app.contract.decode import decode_cart_event, decode_feedback, decode_transaction
 from app.devtools.generate import TrafficGenerator, to_bytes, topic_for, write_jsonl
@@ -71,6 +73,36 @@ def validator(topic: str) -> Draft202012Validator:
     return Draft202012Validator(schema(topic))
 
 
+@cache
+def _ecma_regex(pattern: str) -> regress.Regex:
+    return regress.Regex(pattern, flags="u")
+
+
+def _ecma_pattern(
+    validator: Any, pattern: str, instance: Any, _schema: Any
+) -> Iterator[ValidationError]:
+    """`pattern` as JSON Schema defines it (ECMA-262, as in JavaScript validators), not as
+    Python's `re` reads it: `$` before a final newline, `\\d` and `\\s` on Unicode differ."""
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        found = _ecma_regex(pattern).find(instance)
+    except UnicodeEncodeError:  # a lone surrogate: any other non-space code point matches alike
+        found = _ecma_regex(pattern).find(
+            instance.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        )
+    if found is None:
+        yield ValidationError(f"{instance!r:.80} does not match {pattern!r} (ECMA-262)")
+
+
+EcmaValidator = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+
+
+@cache
+def ecma_validator(topic: str) -> Any:
+    return EcmaValidator(schema(topic))
+
+
 def _no_constants(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
@@ -96,7 +128,12 @@ def semantic_rule(topic: str, error: str) -> str | None:
 
 
 def schema_errors(topic: str, value: Any) -> list[str]:
-    return [e.message for e in validator(topic).iter_errors(value)]
+    """Why `value` does not fit `topic`'s schema (none: it fits), asserting that both regex
+    dialects agree: a schema must mean the same to a Python and to a JavaScript validator."""
+    errors = [e.message for e in validator(topic).iter_errors(value)]
+    ecma = [e.message for e in ecma_validator(topic).iter_errors(value)]
+    assert bool(errors) == bool(ecma), f"{topic}: Python re says {errors}, ECMA-262 {ecma}"
+    return errors
 
 
 def check_agreement(topic: str, data: bytes, where: str) -> str:
@@ -173,6 +210,9 @@ def test_code_patterns_do_not_accept_a_final_newline() -> None:
         "transactions", {**CONTRACT_EXAMPLES["transactions"], "ts": "2026-11-22T10:00:00Z\n"}
     )
     assert schema_errors("transactions", {**CONTRACT_EXAMPLES["transactions"], "amount": "-1"})
+    # The ECMA-262 validator really reads patterns as ECMA-262 does (the dialects differ here).
+    assert not list(Draft202012Validator({"pattern": "^a$"}).iter_errors("a\n"))
+    assert list(EcmaValidator({"pattern": "^a$"}).iter_errors("a\n"))
 
 
 # -- examples ---------------------------------------------------------------------------------
