@@ -16,6 +16,8 @@ would land anyway; being explicit keeps every write in the partition's transacti
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +31,21 @@ from app.runtime.service import metrics, topics, transactions
 from app.runtime.transactions import PartitionTransaction
 
 Handler = Callable[[PartitionTransaction, Message], None]
+
+log = logging.getLogger(__name__)
+
+
+def _skipped(why: str, message: Message, detail: str = "") -> None:
+    """DEBUG_VIGIL_COMMITS: an event not taken (or taken after a jump), for chaos post-mortems."""
+    log.warning(
+        "event %s (generation %s): %s/%s@%d %s",
+        why,
+        message.generation_id,
+        message.topic,
+        message.partition,
+        message.offset,
+        detail,
+    )
 
 
 def send_json(
@@ -76,6 +93,7 @@ async def run(
     (an agent drops in-memory caches derived from that partition's state).
     """
     gate = transactions.gate
+    debug = bool(os.environ.get("DEBUG_VIGIL_COMMITS"))
     for_source = transactions.for_source
     current = transactions.current_generation
     async for event in stream.events():
@@ -88,13 +106,22 @@ async def run(
         # belongs to a partition Faust has since sought back, or handed to another worker:
         # staging it would commit its offset from a transaction that no longer owns it.
         if message.generation_id != current():
+            if debug:
+                _skipped("generation", message, f"{message.generation_id} != {current()}")
             continue
         txn = for_source(message.topic, message.partition)
         if txn.halted:  # Kafka refused its last checkpoint: redone after the rebalance
+            if debug:
+                _skipped("halted", message)
             continue
         if txn.already_taken(message.tp, message.offset):  # delivered again after a seek
             metrics.event_in(message.topic, "redelivered")
+            if debug:
+                _skipped("taken", message)
             continue
+        expected = txn.next_offset(message.tp) if debug else None
+        if expected is not None and message.offset != expected:
+            _skipped("gap", message, f"expected offset {expected}")
         txn.begin_event()
         try:
             handle(txn, message)

@@ -216,6 +216,10 @@ class PartitionTransaction:
         """
         return offset < self._next.get(tp, -1)
 
+    def next_offset(self, tp: Any) -> int | None:
+        """The offset after the last event of `tp` taken (None before the first)."""
+        return self._next.get(tp)
+
     def begin_event(self) -> None:
         self._undo.clear()
         self._outputs_mark = len(self._outputs)
