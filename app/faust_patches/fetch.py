@@ -16,9 +16,9 @@ dropped (a seek moved it), gaps are tracked for acking topics, `commit_every` is
 read offset is set after each delivery, Faust's `getmany` (with its flow and generation checks
 per record) is used unchanged, and the loop stops when the consumer or the fetcher stops.
 
-`VIGIL_LEAN_FETCH=0` keeps Faust's loop: a diagnostic switch for A/B measurements (the
-benchmark runs the fraud worker both ways) and for ruling the patch out when chasing a bug; it
-is read once, when the patches are installed, and is not a user setting.
+On by default. `VIGIL_LEAN_FETCH=0` keeps Faust's loop: a diagnostic switch for A/B
+measurements (the benchmark runs the fraud worker both ways) and for ruling the patch out when
+chasing a bug; it is read once, when the patches are installed, and is not a user setting.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ PRIVATE_NAMES: tuple[tuple[str, str, str], ...] = (
 )
 #: The diagnostic switch (see the module docstring).
 SWITCH = "VIGIL_LEAN_FETCH"
-_DEFAULT = "0"  # off until the kill and chaos tests passed with it on
+_DEFAULT = "1"
 
 
 def enabled() -> bool:
