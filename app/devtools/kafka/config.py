@@ -149,6 +149,12 @@ def server_properties(
         "log.cleaner.dedupe.buffer.size": "2097152",
         # Check for compactable logs every second (default 15 s) so compaction is observable.
         "log.cleaner.backoff.ms": "1000",
+        # A crashed worker's open transaction holds back every read_committed reader of its
+        # partitions (labels, outputs) until its successor fences it or the broker aborts it at
+        # the transaction timeout; the broker looks for such transactions every 10 s by
+        # default, which adds up to 10 s to that stall. Every second here (see the README's
+        # Operations: Recovery for production brokers).
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
         # Vigil creates its topics explicitly; a typo must not silently create one.
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
