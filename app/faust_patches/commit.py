@@ -17,9 +17,9 @@ Each patch names the upstream report it works around; every private name used is
 3. Seeks. Faust resumes the input partitions before it seeks them and before it resumes its
    flow; meanwhile its fetch loop drops records it cannot deliver yet moves its read offset
    past them (lost or stalled partitions after a restart, cf. faust-streaming #216). They
-   stay paused from the seek until the flow resumes. Under exactly_once the committed
-   offsets are read until stable first (aiokafka's OffsetFetch has no KIP-447
-   `require_stable`).
+   stay paused from the seek until the flow resumes outside a table recovery. Under
+   exactly_once the committed offsets are read until stable first (aiokafka's OffsetFetch has
+   no KIP-447 `require_stable`).
 4. Highwaters. Under exactly_once Faust's table recovery takes a changelog's end from the
    consumer's last stable offset, which aiokafka reports as -1 for a partition it has not
    fetched since the rebalance: a worker that keeps a changelog partition then crashes with
@@ -124,7 +124,10 @@ def install(runtime: Any) -> None:
     def resume_flow_with_held(consumer: Any) -> None:
         resume_flow(consumer)
         held = getattr(consumer, "_vigil_held", None)
-        if held:
+        # Faust also resumes the flow while it reads the changelogs (for the changelogs):
+        # held stream partitions wait for the seek at the end of that recovery, or they
+        # would be processed, and checkpointed, before it (past records Faust dropped).
+        if held and not consumer.app.in_recovery:
             consumer._vigil_held = set()
             consumer.resume_partitions(held & set(consumer.assignment()))
 
