@@ -10,8 +10,11 @@ GUARANTEES = ("at_least_once", "exactly_once")
 # The issue's targets: (key, description).
 TARGETS = {
     "fraud_vs_baseline": "fraud at_least_once >= 50 % of baseline events/s",
+    "fraud_eos_vs_baseline": "fraud exactly_once >= 50 % of baseline events/s",
+    "cpu_per_event": "fraud <= 150 worker CPU-us per event (both guarantees, incl. metrics)",
     "eos_cost": "exactly_once costs <= 15 % vs at_least_once",
     "p99": "p99 event-to-alert latency < 50 ms",
+    "p99_eos_interval": "exactly_once p99 event-to-alert <= 2 x commit interval",
     "recovery": "recovery of a 1 M-key table < 60 s",
     "rss": "worker RSS < 500 MB at 1 M cards",
 }
@@ -164,6 +167,26 @@ def _verdicts(
     if alo and base:
         share = alo / base
         put("fraud_vs_baseline", share >= 0.5, f"{100 * share:.1f} % of baseline")
+    if eos and base:
+        share = eos / base
+        put("fraud_eos_vs_baseline", share >= 0.5, f"{100 * share:.1f} % of baseline")
+    cpus = {
+        g: results.get(f"fraud_{g}", {}).get("cpu_us_per_event")
+        for g in GUARANTEES
+        if results.get(f"fraud_{g}", {}).get("cpu_us_per_event")
+    }
+    if cpus:
+        detail = ", ".join(f"{g} {c:.0f}" for g, c in cpus.items())
+        put("cpu_per_event", max(cpus.values()) <= 150, detail)
+    lat_eos = results.get("latency_exactly_once")
+    if lat_eos and lat_eos.get("p99_ms") is not None:
+        interval = _commit_interval(lat_eos)
+        p99 = lat_eos["p99_ms"]
+        put(
+            "p99_eos_interval",
+            p99 <= 2000 * interval,
+            f"p99 {p99} ms, commit interval {interval} s",
+        )
     if alo and eos:
         cost = 1 - eos / alo
         put("eos_cost", cost <= 0.15, f"exactly_once is {100 * cost:.1f} % slower")
@@ -191,6 +214,16 @@ def _verdicts(
         rss_mb = rss * 1.048576
         put("rss", rss_mb < 500 if full else None, f"{rss_mb:.0f} MB{note}")
     return out
+
+
+def _commit_interval(result: dict[str, Any]) -> float:
+    """The commit interval a run's worker had: its env, else the worker's default."""
+    value = (result.get("env") or {}).get("VIGIL_COMMIT_INTERVAL_S")
+    if value is not None:
+        return float(value)
+    from app.settings import Settings
+
+    return float(Settings.model_fields["commit_interval_s"].default)
 
 
 def render_table(rows: list[list[str]]) -> str:

@@ -165,6 +165,8 @@ def variant_rows(results: dict[str, Any]) -> list[list[str]]:
         ci = key.split("=", 1)[1]
         fr = results[key]
         lat = results.get(sweep_key("latency", ci), {})
+        p99 = lat.get("p99_ms")
+        within = "-" if p99 is None else ("yes" if p99 <= 2000 * float(ci) else "no")
         rows.append(
             [
                 f"exactly_once, commit interval {ci} s",
@@ -172,7 +174,8 @@ def variant_rows(results: dict[str, Any]) -> list[list[str]]:
                 share(_rate(fr)),
                 f"latency p50/p99 {lat.get('p50_ms', '-')}/{lat.get('p99_ms', '-')} ms at "
                 f"{lat.get('offered_rate', 0):.0f} ev/s offered, {lat.get('missing', '-')} "
-                f"missing; {fr.get('cpu_us_per_event') or 0:,.0f} CPU-us/ev",
+                f"missing; p99 <= 2 x interval: {within}; "
+                f"{fr.get('cpu_us_per_event') or 0:,.0f} CPU-us/ev",
             ]
         )
     return rows
