@@ -32,10 +32,12 @@ from app.devtools import processes
 from tests.scenarios import MIN, T0, txn
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.e2e
-
 #: Distinct cards whose state each worker holds before the kill (the issue asks for 100 000).
 CARDS = int(os.environ.get("FAILOVER_CARDS", "3000"))
+
+# The 100 000-card form takes 10-25 min on 2 shared cores (200 000 transactions to process
+# first): more than the suite's per-test timeout.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600 + CARDS // 40)]
 PARTITIONS = 4
 PRIORS = 5  # SPIKE_MIN_PRIOR: the probe's alert needs the card's 5 earlier transactions
 #: The README's "within seconds": the session timeout (10 s here) plus a rebalance and restore.
@@ -157,7 +159,7 @@ def _failover(deployment, standby: int) -> Failover:
     probes = _probe_cards()
     records = _load(probes)
     deployment.produce(records)
-    done, _ = wait_until(lambda: _processed(a) + _processed(b) >= len(records), 120 + CARDS / 200)
+    done, _ = wait_until(lambda: _processed(a) + _processed(b) >= len(records), 120 + CARDS / 100)
     assert done, f"not all processed:\nA:\n{a.tail()}\nB:\n{b.tail()}"
     done, _ = wait_until(lambda: _lag(a) == 0 and _lag(b) == 0, 60)  # every offset committed
     assert done, f"offsets not committed:\n{a.tail()}"
