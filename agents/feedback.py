@@ -11,6 +11,8 @@ from app.contract.intake import FEEDBACK, Rejected
 from app.runtime.labels import label_value
 from app.runtime.service import app, metrics, settings, topics
 from app.runtime.transactions import PartitionTransaction
+from app.score.follower import label_record
+from tables.model import TRAINING_TOPIC
 
 TOPIC = settings.topic_feedback
 LABELS = topics.fraud_labels.get_topic_name()
@@ -18,7 +20,8 @@ LABELS = topics.fraud_labels.get_topic_name()
 
 @app.agent(topics.feedback, name="vigil-feedback")
 async def relay_feedback(stream: StreamT) -> None:
-    """Write each valid label to the compacted labels topic, in this record's transaction."""
+    """Write each valid label to the compacted labels topic and the training topic, in this
+    record's transaction."""
     await loop.run(stream, _handle)
 
 
@@ -28,6 +31,9 @@ def _handle(txn: PartitionTransaction, message: Message) -> None:
     if isinstance(feedback, Rejected):
         loop.reject(txn, message, feedback)
         return
-    txn.send(LABELS, feedback.txn_id.encode(), label_value(feedback), message.partition)
+    key = feedback.txn_id.encode()
+    txn.send(LABELS, key, label_value(feedback), message.partition)
+    # ... and to the risk model's training stream, in the same transaction (app.score.follower).
+    txn.send(TRAINING_TOPIC, key, label_record(feedback), 0)
     metrics.event_in(TOPIC, "ok")
     metrics.observe_processing(TOPIC, perf_counter() - started)

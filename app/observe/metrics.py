@@ -38,6 +38,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from app.observe.scoring import RiskMetrics
 from app.observe.vocabulary import (
     ALERT_KINDS,
     DEAD_LETTER_REASONS,
@@ -211,6 +212,8 @@ class VigilMetrics:
             registry=r,
         )
         self.build_info.labels(version or _package_version()).set(1)
+        #: Risk scoring: scores by bucket, labels learned, model updates, learner size.
+        self.risk = RiskMetrics(r)
 
         # Child caches: ``.labels()`` takes a lock and builds a key tuple; the per-record
         # methods look children up here instead.

@@ -7,6 +7,7 @@ series count stays bounded however many cards, users and ids pass.
 from __future__ import annotations
 
 from app.detect.config import RULES as DETECTOR_RULES
+from app.score.learner import LEARN_KINDS as _LEARN_KINDS
 
 #: Label value used for anything outside a fixed vocabulary (keeps cardinality bounded).
 OTHER = "other"
@@ -81,3 +82,10 @@ PROCESSING_BUCKETS: tuple[float, ...] = (
     2.5,
     5.0,
 )
+
+#: Risk scores (0..1) of scored transactions: most sit near 0, alerts near the top.
+SCORE_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+#: What a label (or a label delay running out) taught the model: `app.score.learner`'s kinds
+#: (fraud, late_fraud, legit, expired, unsampled, ignored, unknown).
+LEARN_KINDS: tuple[str, ...] = _LEARN_KINDS

@@ -58,6 +58,19 @@ def add_readiness_check(app: faust.App, name: str, check: ReadinessCheck) -> Non
     _checks.setdefault(app, []).append((name, check))
 
 
+def add_model_view(app: faust.App, summary: Callable[[], dict[str, Any]]) -> None:
+    """Serve `GET /model`: a read-only view of the risk model (from `tables/model.py`).
+
+    `summary()` says which model state scores now (offset, updates, frauds learned), what it
+    learned from and its weights, largest first. It must be cheap: it runs on the event loop.
+    """
+
+    @app.page("/model")
+    class Model(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(summary())
+
+
 def readiness_checks(app: faust.App) -> list[tuple[str, ReadinessCheck]]:
     """The checks registered for `app` (name, callable), in registration order."""
     return list(_checks.get(app, ()))

@@ -36,6 +36,7 @@ from app.runtime.faust_app import (
     changelog_topic,
     internal_topic,
 )
+from app.score.follower import TRAINING_TOPIC_SUFFIX
 from app.settings import Settings
 
 #: Exit code of `vigil worker` when no bootstrap server answered for
@@ -78,6 +79,8 @@ class VigilTopic:
     name: str
     setting: str
     config: dict[str, str] = field(default_factory=dict)
+    #: None: VIGIL_PARTITIONS (every topic but the model's single-partition training topic).
+    partitions: int | None = None
 
 
 async def create_topics(
@@ -243,6 +246,17 @@ def topic_specs(settings: Settings) -> list[VigilTopic]:
             {"cleanup.policy": "compact"},
         )
     )
+    # Risk scoring's training stream: one partition is one order for every worker's model
+    # (app.score.follower); kept (no retention limit) so a worker without a snapshot can
+    # rebuild the same model from the start.
+    specs.append(
+        VigilTopic(
+            internal_topic(settings, TRAINING_TOPIC_SUFFIX),
+            "VIGIL_APP_ID",
+            {"cleanup.policy": "delete", "retention.ms": "-1"},
+            partitions=1,
+        )
+    )
     # The tables' changelogs too (compacted, as Faust makes them): see TABLE_NAMES.
     specs += [
         VigilTopic(changelog_topic(settings, table), "VIGIL_APP_ID", {"cleanup.policy": "compact"})
@@ -330,7 +344,9 @@ async def ensure_topics(
         specs = topic_specs(settings)
         existing = set(await admin.list_topics())
         missing = [
-            TopicSpec(s.name, settings.partitions, s.config, settings.replication_factor)
+            TopicSpec(
+                s.name, s.partitions or settings.partitions, s.config, settings.replication_factor
+            )
             for s in specs
             if s.name not in existing
         ]
@@ -341,7 +357,7 @@ async def ensure_topics(
             counts = {d["topic"]: len(d["partitions"]) for d in described}
             for spec in present:
                 count = counts.get(spec.name)
-                if count is not None and count != settings.partitions:
+                if count is not None and count != (spec.partitions or settings.partitions):
                     raise ConfigError(
                         "VIGIL_PARTITIONS",
                         f"topic {spec.name!r} ({spec.setting}) has {count} partitions but "

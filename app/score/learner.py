@@ -37,7 +37,16 @@ from app.score.model import OnlineLogistic
 SNAPSHOT_VERSION = 1
 PENDING, NEGATIVE, SKIPPED, POSITIVE = 0, 1, 2, 3
 #: What a label or an expiry did, for `vigil_model_labels_total{kind}`.
-LEARN_KINDS = ("fraud", "late_fraud", "legit", "expired", "unsampled", "ignored", "unknown")
+LEARN_KINDS = (
+    "fraud",
+    "late_fraud",
+    "legit",
+    "expired",
+    "unsampled",
+    "ignored",
+    "parked",
+    "unknown",
+)
 _LABEL_SPAN_MS = max(LABEL_WINDOWS) * DAY_MS
 
 
@@ -85,10 +94,16 @@ class DelayedLearner:
         self._late: deque[Example] = deque()  # learned or skipped, kept for late fraud labels
         self._labels: dict[str, dict[str, int]] = {}  # place or "c:card" -> txn_id -> label ts
         self._label_log: deque[tuple[int, str, str]] = deque()  # (ts, key, txn_id) for expiry
+        # Labels that arrived before their transaction's example (in a worker the two come
+        # from different partitions' transactions): applied when it arrives, else dropped as
+        # "unknown" once label_delay of event time has passed.
+        self._parked: dict[str, Feedback] = {}
+        self._parked_log: deque[Feedback] = deque()
         self.frauds = 0  # positives learned
         self.updates = 0  # examples learned (positives and negatives)
         self.counts: dict[str, int] = dict.fromkeys(LEARN_KINDS, 0)
-        self.offset = 0  # records of the training stream applied (a worker: the topic offset)
+        self.offset = 0  # position in the training stream (a worker: the topic's next offset)
+        self.fed = 0  # examples and labels fed
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -105,16 +120,20 @@ class DelayedLearner:
     @property
     def size(self) -> int:
         """Entries held: examples plus place/card labels (the bounded learned state)."""
-        return len(self.examples) + len(self._label_log)
+        return len(self.examples) + len(self._label_log) + len(self._parked_log)
 
     # -- feeding -------------------------------------------------------------------------------
 
     def add_example(self, example: Example) -> None:
         """A transaction was scored with these features: hold it until its label is known."""
+        self.fed += 1
         if example.txn_id in self.examples:
             return  # the same transaction counted again later (after the duplicate window)
         self.examples[example.txn_id] = example
         self._pending.append(example)
+        parked = self._parked.pop(example.txn_id, None)
+        if parked is not None:
+            self.counts[self._label(parked, example)] += 1
         self._advance(example.ts)
         cap = self.config.max_examples
         while len(self.examples) > cap:
@@ -125,12 +144,27 @@ class DelayedLearner:
 
     def add_label(self, feedback: Feedback) -> str:
         """A label arrived: learn from it if its transaction is held; say what it did."""
+        self.fed += 1
         ex = self.examples.get(feedback.txn_id)
+        if ex is None:
+            if feedback.label == "fraud":
+                self._index(feedback, ex)
+            else:
+                self._unindex(feedback.txn_id, feedback, ex)
+            self._parked[feedback.txn_id] = feedback  # the last label of a txn counts
+            self._parked_log.append(feedback)
+            kind = "parked"
+        else:
+            kind = self._label(feedback, ex)
+        self.counts[kind] += 1
+        self._advance(feedback.ts)
+        return kind
+
+    def _label(self, feedback: Feedback, ex: Example) -> str:
+        """Learn from a label of a held example; say what it did."""
         if feedback.label == "fraud":
             self._index(feedback, ex)
-            if ex is None:
-                kind = "unknown"
-            elif ex.status == POSITIVE:
+            if ex.status == POSITIVE:
                 kind = "ignored"
             else:
                 kind = "fraud" if ex.status == PENDING else "late_fraud"
@@ -139,14 +173,8 @@ class DelayedLearner:
                 self.frauds += 1
         else:
             self._unindex(feedback.txn_id, feedback, ex)
-            if ex is None:
-                kind = "unknown"
-            elif ex.status != PENDING:
-                kind = "ignored"  # already learned, or a fraud label said otherwise first
-            else:
-                kind = self._negative(ex, "legit")
-        self.counts[kind] += 1
-        self._advance(feedback.ts)
+            # not pending: already learned, or a fraud label said otherwise first
+            kind = "ignored" if ex.status != PENDING else self._negative(ex, "legit")
         return kind
 
     # -- internals -----------------------------------------------------------------------------
@@ -188,6 +216,12 @@ class DelayedLearner:
         gone = due - c.late_label_ms
         while late and late[0].ts <= gone:
             self._forget(late.popleft())
+        parked, log_p = self._parked, self._parked_log
+        while log_p and log_p[0].ts <= due:
+            fb = log_p.popleft()
+            if parked.get(fb.txn_id) is fb:
+                del parked[fb.txn_id]
+                self.counts["unknown"] += 1
         horizon = ts - _LABEL_SPAN_MS
         log = self._label_log
         while log and log[0][0] <= horizon:
@@ -227,6 +261,7 @@ class DelayedLearner:
                 "version": SNAPSHOT_VERSION,
                 "features": FEATURES,
                 "offset": self.offset,
+                "fed": self.fed,
                 "clock": self.clock,
                 "frauds": self.frauds,
                 "updates": self.updates,
@@ -234,6 +269,18 @@ class DelayedLearner:
                 "model": self.model.to_dict(),
                 "pending": [e.to_list() for e in self._pending],
                 "late": [e.to_list() for e in self._late],
+                "parked": [
+                    [
+                        f.txn_id,
+                        f.label,
+                        f.ts,
+                        f.card_id,
+                        f.merchant_id,
+                        f.terminal_id,
+                        f is self._parked.get(f.txn_id),
+                    ]
+                    for f in self._parked_log
+                ],
                 "labels": [
                     [t, k, i] for t, k, i in self._label_log if self._labels.get(k, {}).get(i) == t
                 ],
@@ -248,6 +295,7 @@ class DelayedLearner:
             raise ValueError("model snapshot of another version or feature set")
         self = cls(config)
         self.offset = int(data["offset"])
+        self.fed = int(data["fed"])
         self.clock = data["clock"]
         self.frauds = int(data["frauds"])
         self.updates = int(data["updates"])
@@ -261,6 +309,11 @@ class DelayedLearner:
             ex = Example.of(row)
             self._late.append(ex)
             self.examples.setdefault(ex.txn_id, ex)
+        for txn_id, label, ts, card, merchant, terminal, live in data["parked"]:
+            fb = Feedback(txn_id, label, ts, card, merchant, terminal)
+            self._parked_log.append(fb)
+            if live:
+                self._parked[txn_id] = fb
         for t, key, txn_id in data["labels"]:
             self._labels.setdefault(key, {})[txn_id] = t
             self._label_log.append((t, key, txn_id))
@@ -272,6 +325,7 @@ class DelayedLearner:
         return {
             "kind": "logistic" if self.active else "rules",
             "offset": self.offset,
+            "fed": self.fed,
             "updates": self.updates,
             "frauds": self.frauds,
             "active": self.active,

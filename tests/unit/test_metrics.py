@@ -39,6 +39,11 @@ EXPECTED = {
     "vigil_assigned_partitions": ("gauge", set()),
     "vigil_ready": ("gauge", set()),
     "vigil_build_info": ("gauge", {"version"}),
+    "vigil_risk_scores": ("histogram", set()),
+    "vigil_model_labels": ("counter", {"kind"}),
+    "vigil_model_updates": ("counter", set()),
+    "vigil_model_state_entries": ("gauge", set()),
+    "vigil_model_offset": ("gauge", set()),
 }
 
 ID_LABELS = {"card_id", "user_id", "txn_id", "product_id", "event_id", "alert_id", "key"}
@@ -86,6 +91,10 @@ def exercised(m: VigilMetrics) -> VigilMetrics:
     m.rebalance()
     m.set_assignment([("transactions", 0), ("transactions", 1), ("cart-events", 0)])
     m.set_ready(True)
+    m.risk.score(0.93)
+    m.risk.learned("fraud")
+    m.risk.updates.inc()
+    m.risk.set_state(12, 40)
     return m
 
 

@@ -74,8 +74,21 @@ def test_features_are_forgotten_after_the_late_window() -> None:
     learner.add_example(ex("t-1", T0))
     learner.add_example(ex("t-2", T0 + 14 * DAY))  # delay 7 + late 7 days
     assert "t-1" not in learner.examples
-    assert learner.add_label(fraud("t-1", T0 + 15 * DAY)) == "unknown"
-    assert learner.frauds == 0
+    assert learner.add_label(fraud("t-1", T0 + 15 * DAY)) == "parked"
+    learner.add_example(ex("t-3", T0 + 22 * DAY))  # label_delay after the label: given up
+    assert learner.counts["unknown"] == 1 and learner.frauds == 0
+
+
+def test_a_label_ahead_of_its_example_waits_for_it() -> None:
+    """In a worker a label and its transaction's example come from different partitions."""
+    learner = DelayedLearner(CONFIG)
+    assert learner.add_label(fraud("t-1", T0 + HOUR, terminal_id="p-9")) == "parked"
+    assert list(learner.fraud_times("t:p-9")) == [T0 + HOUR]  # known at once for features
+    learner.add_example(ex("t-1", T0, card="c-5"))
+    assert learner.frauds == 1 and learner.counts["fraud"] == 1
+    assert list(learner.fraud_times("c:c-5")) == [T0 + HOUR]  # the example names the card
+    a = DelayedLearner.from_bytes(learner.to_bytes(), CONFIG)
+    assert a.to_bytes() == learner.to_bytes()
 
 
 def test_a_legit_label_after_fraud_does_not_unlearn() -> None:
