@@ -4,7 +4,7 @@
 `Gate`s (from here on, watch the workers apply the fraud labels produced so far). It is
 generated as it is produced: the places a gate's labels compromise are used from the first
 record generated after `cleared(batch)` says so; the producer never waits for a gate, and
-the workers get a steady stream through the chaos. Everything else is fixed by the seed (with
+the workers get a steady stream through the chaos (longer when the first gate is late). Everything else is fixed by the seed (with
 `cleared` always true, the same seed gives the same records).
 
 Why live output can equal `vigil replay`'s whatever the timing (replay reads one file in order,
@@ -159,7 +159,12 @@ class _Builder:
     def build(self) -> Iterator[Item]:
         span = max(20, self.steps // 15)  # steps over which one batch of labels goes out
         batch, queue, gated = 0, [], False
-        for step in range(self.steps):
+        # On a loaded machine the first gate may not clear within the planned steps (labels
+        # lag behind a SIGKILLed worker's open transaction): the traffic then goes on, up to
+        # twice as long, until it clears, and a tenth more after, so that every run still
+        # exercises the label-based rule. With `cleared` always true this never happens.
+        step, limit = 0, self.steps
+        while step < limit:
             if not queue and not gated and batch < BATCHES:  # the previous gate is cleared
                 labels = self.batch_labels(batch)  # in their own order: flips stay ordered
                 slots = sorted(self.rng.sample(range(step, step + span), len(labels)))
@@ -178,8 +183,13 @@ class _Builder:
             if gated and self.cleared(batch):
                 self.hot.extend(self.batch_places(batch))
                 batch, gated = batch + 1, False
+                if step >= self.steps:  # the first gate cleared late: a tail that uses it
+                    limit = step + max(200, self.steps // 10)
             self.step()
             yield from self.flush()
+            step += 1
+            if step == limit and batch == 0 and limit < 2 * self.steps:
+                limit += 1
         self.closing()
         yield from self.flush()
 
