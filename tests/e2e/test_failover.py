@@ -152,8 +152,9 @@ async def _watch_probe_alerts(bootstrap: str, topic: str, txn_ids: set[str], tim
 
 def _failover(deployment, standby: int) -> Failover:
     deployment.env["VIGIL_PARTITIONS"] = str(PARTITIONS)
-    # One after the other: two workers of a fresh app id starting at the same moment were seen
-    # to get an assignment without the cards changelog (Faust creates it while they join).
+    # One after the other, so that B's join is the rebalance that hands out the standbys (two
+    # workers of a fresh app id started together once got no cards changelog at all, before
+    # Vigil created the changelogs up front).
     a = deployment.worker("a", standby_replicas=standby).start().wait_ready()
     b = deployment.worker("b", standby_replicas=standby).start().wait_ready()
     probes = _probe_cards()
