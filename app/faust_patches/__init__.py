@@ -18,12 +18,18 @@ from __future__ import annotations
 from typing import Any
 
 from app.faust_patches import access, commit, fetch, recovery, stores
-from app.faust_patches.commit import commit_consumer_offsets, partition_store, request_rejoin
+from app.faust_patches.commit import (
+    commit_consumer_offsets,
+    group_coordinator_known,
+    partition_store,
+    request_rejoin,
+)
 
 __all__ = [
     "PATCHED",
     "PRIVATE_NAMES",
     "commit_consumer_offsets",
+    "group_coordinator_known",
     "install",
     "partition_store",
     "request_rejoin",

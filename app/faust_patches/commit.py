@@ -56,6 +56,7 @@ PRIVATE_NAMES: tuple[tuple[str, str, str], ...] = (
     ("faust.stores.rocksdb", "Store", "offset_key"),
     ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_coordinator"),
     ("aiokafka.consumer.group_coordinator", "GroupCoordinator", "request_rejoin"),
+    ("aiokafka.consumer.group_coordinator", "GroupCoordinator", "coordinator_id"),
 )
 
 #: Public Faust methods Vigil replaces (their signatures are checked by the same test).
@@ -190,6 +191,15 @@ async def request_rejoin(consumer: Any) -> None:
         thread._ensure_consumer()._coordinator.request_rejoin()
 
     await thread.call_thread(_rejoin)
+
+
+def group_coordinator_known(consumer: Any) -> bool:
+    """Whether this worker's consumer knows its group coordinator (False while no broker
+    answers): a rebalance a halted worker asks for can only come once it does."""
+    try:
+        return consumer._thread._ensure_consumer()._coordinator.coordinator_id is not None
+    except Exception:  # no consumer yet, or it is stopping
+        return False
 
 
 def partition_store(table: Any, partition: int) -> tuple[Any, bytes]:

@@ -200,8 +200,9 @@ class PartitionTransactions:
         lapsed and another worker took its partitions) gets that rebalance as soon as it learns
         it left the group. Otherwise (a broker outage, say: every member may be halted, none has
         a reason to rebalance) the worker asks the group for one itself, once each session
-        timeout; after MAX_REJOINS that do not come it exits (EXIT_CHECKPOINT_FAILED) and its
-        restart resumes from what Kafka committed. Meanwhile `/readyz` says it is not ready.
+        timeout while its group coordinator answers; after MAX_REJOINS that do not come it
+        exits (EXIT_CHECKPOINT_FAILED) and its restart resumes from what Kafka committed. While
+        no broker answers it waits. Meanwhile `/readyz` says it is not ready.
         """
         async with self.gate.closed_for_checkpoint():
             await self._exit_if_halted_too_long()
@@ -241,6 +242,14 @@ class PartitionTransactions:
         if since is None or self.app.rebalancing:
             return
         if time.monotonic() - since <= self.halt_timeout_s:
+            return
+        from app import faust_patches
+
+        if not faust_patches.group_coordinator_known(self.app.consumer):
+            # The broker is away: no rebalance can come yet, and exiting would not bring it
+            # back. The count starts again once the group answers.
+            self._halted_since = time.monotonic()
+            self._rejoins = 0
             return
         if self._rejoins < MAX_REJOINS:
             self._halted_since = time.monotonic()
