@@ -250,7 +250,12 @@ def _brief(result: dict[str, Any]) -> str:
         "rss_mib",
         "ready_s",
     )
-    return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
+    brief = ", ".join(f"{k}={result[k]}" for k in keys if k in result)
+    scoring = result.get("scoring")
+    if scoring:  # the risk-scoring cost per event, measured in the same run
+        brief += f", scoring_us={scoring['features_and_model_us_per_event']}"
+        brief += f" (rules {scoring['rules_us_per_event']})"
+    return brief
 
 
 def _capacity(fraud: dict[str, Any]) -> float:

@@ -8,6 +8,7 @@ from bench import data, preload
 from bench.kafka import count_records, make_topics, produce
 from bench.profiling import Recorder
 from bench.scenarios.common import Context, avg_len, profile_result, watch_worker
+from bench.scoring import scoring_cost
 
 
 async def fraud(
@@ -33,6 +34,8 @@ async def fraud(
     tag = f"{'alerting' if traffic == 'alerting' else 'fraud'}-"
     tag += f"{'alo' if guarantee == 'at_least_once' else 'eos'}{'-prof' if profile else ''}"
     tag += f"-{variant}" if variant else ""
+    # The risk-scoring cost per event on these very transactions, before the worker starts.
+    scoring = scoring_cost(records) if traffic == "normal" and not profile else None
     dep = ctx.deployment(tag, guarantee, **(env or {}))
     await make_topics(ctx.broker.bootstrap, dep.topics.values(), ctx.partitions)
     ctx.say(f"{tag}: producing {n} transactions, then starting the worker")
@@ -94,6 +97,8 @@ async def fraud(
         ),
         **cpu,
     }
+    if scoring is not None:
+        out["scoring"] = scoring
     if profile:
         out["profile"] = profile_result(ctx, raw, prof_err, tag)
     return out
