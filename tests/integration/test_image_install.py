@@ -286,14 +286,17 @@ def test_the_entrypoint_runs_as_non_root_against_the_real_broker_until_ready(
 
 def _outputs_fit_their_schemas(deployment) -> None:
     """The image's worker at work: the fraud story and a malformed record in, and every
-    alert and dead letter it commits validates against its topic's schema (schemas/), a live
-    dead letter with its `ts` (replay leaves it out, so only a live one shows it)."""
+    alert, dead letter and risk score it commits validates against its topic's schema
+    (schemas/): a live dead letter with its `ts` (replay leaves it out), one score for every
+    transaction but the duplicate."""
     first, second = fraud_story()
     bad = ("transactions", "card-X", b'{"txn_id": "x-1", "card_id": "card-X", "amount": "abc"}')
     deployment.produce([*feedback_records(), *first, *second, bad])
+    scored = {v["txn_id"] for k, _, v in [*first, *second] if k == "transactions"}
     for kind, topic, least in (
         ("fraud_alerts", "fraud-alerts", 6),
         ("dead_letters", "vigil-dead-letters", 1),
+        ("txn_scores", "txn-scores", len(scored)),  # every transaction but the duplicate
     ):
         schema = json.loads((REPO / "schemas" / f"{topic}.schema.json").read_text())
         records = deployment.consume(kind, min_count=least, timeout=60)
@@ -304,7 +307,10 @@ def _outputs_fit_their_schemas(deployment) -> None:
             assert set(value) <= set(schema["properties"]), (topic, value)
             if schema["x-vigil-key"] in value:
                 assert key == value[schema["x-vigil-key"]], (topic, key, value)
-    assert "ts" in records[0][1], "a live dead letter carries ts"
+        if topic == "vigil-dead-letters":
+            assert "ts" in records[0][1], "a live dead letter carries ts"
+        if topic == "txn-scores":
+            assert sorted(v["txn_id"] for _, v in records) == sorted(scored), "one score each"
 
 
 def _healthcheck(stages: dict[str, Stage]) -> list[str]:
