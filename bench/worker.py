@@ -19,6 +19,9 @@ TOPIC_SETTINGS = {
     "cart_abandoned": "VIGIL_TOPIC_CART_ABANDONED",
     "cart_recovered": "VIGIL_TOPIC_CART_RECOVERED",
     "dead_letters": "VIGIL_TOPIC_DEAD_LETTERS",
+    # Per deployment too: under its default name every run (and any test on the same broker)
+    # would share one topic, created with the first run's partition count.
+    "txn_scores": "VIGIL_TOPIC_TXN_SCORES",
 }
 
 
