@@ -36,7 +36,13 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import faulthandler
+
     from aiokafka.errors import KafkaError
+
+    # A crash in native code (RocksDB, uvloop) prints every thread's Python stack to stderr
+    # (the worker's log) instead of leaving only an exit code -11.
+    faulthandler.enable()
 
     from app.runtime.store import prepare_store
     from app.runtime.topics import ensure_topics, wait_for_broker
