@@ -26,6 +26,11 @@ Each patch names the upstream report it works around; every private name used is
    `ConsistencyError: The persisted offset ... is higher than the last offset` (seen with
    three workers). The end is asked from the broker instead (ListOffsets, with the
    consumer's isolation level: the last stable offset under read_committed).
+5. A rebalance during shutdown. Faust answers an assignment that arrives while the worker
+   stops by closing aiokafka's client and coordinator from the app's event loop
+   (`App._on_rebalance_when_stopped`), while the consumer runs on its own thread's loop; with
+   uvloop a SIGTERMed worker then died of a segmentation fault (exit -11, seen in make
+   chaos). Faust's stop closes the consumer on its own loop anyway: the callback only logs.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ PATCHED: tuple[tuple[str, str, str], ...] = (
     ("faust.transport.consumer", "Consumer", "resume_flow"),
     ("faust.transport.consumer", "TransactionManager", "on_rebalance"),
     ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "_highwaters"),
+    ("faust.app.base", "App", "_on_rebalance_when_stopped"),
 )
 
 _runtime: Any = None  # app.runtime.partitions.PartitionTransactions, set by install()
@@ -136,7 +142,12 @@ def install(runtime: Any) -> None:
         # Patch 4: ListOffsets with the consumer's isolation level, never the cached LSO.
         return await thread._ensure_consumer().end_offsets(list(partitions))
 
+    def rebalance_when_stopped(app: Any) -> None:
+        # Patch 5: the stop under way closes the consumer on its own loop.
+        log.info("partitions assigned while stopping: ignored")
+
     for fn in (
+        rebalance_when_stopped,
         checkpoint_commit,
         rebalance_producers,
         stable_perform_seek,
@@ -144,6 +155,9 @@ def install(runtime: Any) -> None:
         broker_highwaters,
     ):
         fn.__vigil__ = True  # type: ignore[attr-defined,union-attr]
+    from faust.app.base import App
+
+    App._on_rebalance_when_stopped = rebalance_when_stopped  # type: ignore[method-assign,assignment]
     Consumer.force_commit = checkpoint_commit  # type: ignore[method-assign,assignment]
     Consumer.perform_seek = stable_perform_seek  # type: ignore[method-assign,assignment]
     Consumer.resume_flow = resume_flow_with_held  # type: ignore[method-assign,assignment]

@@ -60,3 +60,19 @@ def test_install_is_idempotent_and_patches_every_method():
         again = current(m, c, n)
         assert again is fn, f"{c}.{n} patched twice"
         assert getattr(fn, "__vigil__", False), f"{c}.{n} not patched"
+
+
+def test_an_assignment_during_shutdown_does_not_close_the_consumer_across_loops():
+    """Faust closed aiokafka's client from the app's loop while the consumer ran on its own
+    thread's loop (a SIGTERMed worker died of SIGSEGV under uvloop); the patched callback
+    leaves the consumer to Faust's stop."""
+    from types import SimpleNamespace
+
+    from faust.app.base import App
+
+    faust_patches.install(None, {})
+
+    def close() -> None:
+        raise AssertionError("closed from the wrong loop")
+
+    App._on_rebalance_when_stopped(SimpleNamespace(consumer=SimpleNamespace(close=close)))
