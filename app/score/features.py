@@ -47,6 +47,10 @@ class LabelLookup(Protocol):
         """`key` is a place (`t:<terminal>`, `m:<merchant>`) or a card (`c:<card_id>`)."""
         ...
 
+    def place_volume(self, place: str, since_day: int) -> int:
+        """Transactions seen at `place` on days >= `since_day`."""
+        ...
+
 
 def _names() -> tuple[str, ...]:
     names = ["amount_log"]
@@ -54,6 +58,7 @@ def _names() -> tuple[str, ...]:
     names += [f"count_{d}d" for d in HABIT_WINDOWS]
     names += ["mean_amount_30d", "no_history_30d", "amount_zscore", "since_previous", "first_txn"]
     names += [f"place_frauds_{d}d" for d in LABEL_WINDOWS]
+    names += ["place_fraud_share"]
     names += [f"card_frauds_{d}d" for d in LABEL_WINDOWS]
     names += [f"rule_{r}" for r in RULES]
     names += ["velocity_count", "hour_sin", "hour_cos", "night", "weekend"]  # whole hours, UTC
@@ -139,7 +144,22 @@ def extract(
     else:
         x += (math.log1p((ts - last) / 1000.0) if ts > last else 0.0, 0.0)
     place = place_key(txn.terminal_id, txn.merchant_id)
-    x += _label_counts(labels.fraud_times(place), ts) if place is not None else _NO_LABELS
+    if place is not None:
+        place_times = labels.fraud_times(place)
+        counts = _label_counts(place_times, ts)
+        x += counts
+        # The place's fraud share: labels received in 28 days over its transactions of the last
+        # 35 (a label comes days after its transaction): a busy shop with two chargebacks is
+        # not a skimmed terminal where half the payments come back.
+        if counts[2]:
+            volume = labels.place_volume(place, today - 35)
+            share = math.expm1(counts[2]) / volume if volume else 1.0
+            x.append(1.0 if share > 1.0 else share)
+        else:
+            x.append(0.0)
+    else:
+        x += _NO_LABELS
+        x.append(0.0)
     card_labels = _label_counts(labels.fraud_times("c:" + txn.card_id), ts)
     x += card_labels
     if hits:
@@ -163,6 +183,8 @@ def extract(
 
 def describe(name: str, value: float) -> str:
     """A feature and its value as an analyst reads it (`amount 5.1 x the card's 30-day mean`)."""
+    if name == "amount_band":
+        return f"amount {math.expm1(value):.2f} in a band with a learned risk"
     if name == "amount_log":
         return f"amount {math.expm1(value):.2f}"
     if name.startswith("amount_vs_mean_"):
@@ -182,6 +204,8 @@ def describe(name: str, value: float) -> str:
         return f"{_span(math.expm1(value))} since the card's previous transaction"
     if name == "first_txn":
         return "first transaction of the card" if value else "card seen before"
+    if name == "place_fraud_share":
+        return f"{value:.0%} of recent transactions at this terminal/merchant labelled fraud"
     if name.startswith("place_frauds_") or name.startswith("card_frauds_"):
         where = "this terminal/merchant" if name.startswith("place") else "this card"
         days = name.rsplit("_", 1)[1].removesuffix("d")

@@ -34,7 +34,7 @@ from app.score.config import ScoreConfig
 from app.score.features import FEATURES, LABEL_WINDOWS, N_FEATURES
 from app.score.model import OnlineLogistic
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 3
 PENDING, NEGATIVE, SKIPPED, POSITIVE = 0, 1, 2, 3
 #: What a label or an expiry did, for `vigil_model_labels_total{kind}`.
 LEARN_KINDS = (
@@ -48,6 +48,8 @@ LEARN_KINDS = (
     "unknown",
 )
 _LABEL_SPAN_MS = max(LABEL_WINDOWS) * DAY_MS
+#: Days of per-place transaction counts kept: the widest label window plus a label delay.
+VOLUME_DAYS = 35
 
 
 @dataclass(slots=True)
@@ -87,7 +89,9 @@ class DelayedLearner:
         """An untrained model with no examples held."""
         self.config = config if config is not None else ScoreConfig()
         c = self.config
-        self.model = OnlineLogistic(N_FEATURES, c.learning_rate, c.l2, math.log(c.negative_sample))
+        self.model = OnlineLogistic(
+            N_FEATURES, c.learning_rate, c.l2, math.log(c.negative_sample), band_feature=0
+        )
         self.clock: int | None = None
         self.examples: dict[str, Example] = {}
         self._pending: deque[Example] = deque()  # waiting for label_delay (arrival order)
@@ -97,6 +101,9 @@ class DelayedLearner:
         # Labels that arrived before their transaction's example (in a worker the two come
         # from different partitions' transactions): applied when it arrives, else dropped as
         # "unknown" once label_delay of event time has passed.
+        # Transactions per place and day (examples seen), for the places' fraud share.
+        self._volume: dict[str, dict[int, int]] = {}
+        self._volume_log: deque[tuple[int, str]] = deque()  # (day, place) in creation order
         self._parked: dict[str, Feedback] = {}
         self._parked_log: deque[Feedback] = deque()
         self.frauds = 0  # positives learned
@@ -112,6 +119,13 @@ class DelayedLearner:
         held = self._labels.get(key)
         return held.values() if held is not None else ()
 
+    def place_volume(self, place: str, since_day: int) -> int:
+        """Transactions seen at `place` on days >= `since_day` (the last 35 days are kept)."""
+        days = self._volume.get(place)
+        if not days:
+            return 0
+        return sum(n for day, n in days.items() if day >= since_day)
+
     @property
     def active(self) -> bool:
         """Whether the model's score is used (it has learned `min_fraud_labels` frauds)."""
@@ -120,7 +134,12 @@ class DelayedLearner:
     @property
     def size(self) -> int:
         """Entries held: examples plus place/card labels (the bounded learned state)."""
-        return len(self.examples) + len(self._label_log) + len(self._parked_log)
+        return (
+            len(self.examples)
+            + len(self._label_log)
+            + len(self._parked_log)
+            + len(self._volume_log)
+        )
 
     # -- feeding -------------------------------------------------------------------------------
 
@@ -131,6 +150,13 @@ class DelayedLearner:
             return  # the same transaction counted again later (after the duplicate window)
         self.examples[example.txn_id] = example
         self._pending.append(example)
+        if example.place is not None:
+            day = example.ts // DAY_MS
+            days = self._volume.setdefault(example.place, {})
+            if day not in days:
+                days[day] = 0
+                self._volume_log.append((day, example.place))
+            days[day] += 1
         parked = self._parked.pop(example.txn_id, None)
         if parked is not None:
             self.counts[self._label(parked, example)] += 1
@@ -222,6 +248,15 @@ class DelayedLearner:
             if parked.get(fb.txn_id) is fb:
                 del parked[fb.txn_id]
                 self.counts["unknown"] += 1
+        old_day = ts // DAY_MS - VOLUME_DAYS
+        vlog, volume = self._volume_log, self._volume
+        while vlog and vlog[0][0] < old_day:
+            day, place = vlog.popleft()
+            days = volume.get(place)
+            if days is not None:
+                days.pop(day, None)
+                if not days:
+                    del volume[place]
         horizon = ts - _LABEL_SPAN_MS
         log = self._label_log
         while log and log[0][0] <= horizon:
@@ -269,6 +304,7 @@ class DelayedLearner:
                 "model": self.model.to_dict(),
                 "pending": [e.to_list() for e in self._pending],
                 "late": [e.to_list() for e in self._late],
+                "volume": [[d, p, self._volume[p][d]] for d, p in self._volume_log],
                 "parked": [
                     [
                         f.txn_id,
@@ -314,6 +350,9 @@ class DelayedLearner:
             self._parked_log.append(fb)
             if live:
                 self._parked[txn_id] = fb
+        for day, place, n in data["volume"]:
+            self._volume.setdefault(place, {})[day] = n
+            self._volume_log.append((day, place))
         for t, key, txn_id in data["labels"]:
             self._labels.setdefault(key, {})[txn_id] = t
             self._label_log.append((t, key, txn_id))
@@ -322,6 +361,12 @@ class DelayedLearner:
     def summary(self) -> dict[str, Any]:
         """The read-only view of `/model`: version, labels learned, weights."""
         weights = dict(zip(FEATURES, self.model.weights, strict=True))
+        bands = self.model.bands
+        curve = {
+            f"{math.expm1(i * self.model.band_width):.2f}": round(w, 4)
+            for i, w in enumerate(bands)
+            if w
+        }
         return {
             "kind": "logistic" if self.active else "rules",
             "offset": self.offset,
@@ -336,4 +381,5 @@ class DelayedLearner:
             "learned": dict(self.counts),
             "bias": self.model.bias,
             "weights": dict(sorted(weights.items(), key=lambda kv: -abs(kv[1]))),
+            "amount_bands": curve,  # learned weight per 5 % amount band, keyed by its floor
         }

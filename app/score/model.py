@@ -10,6 +10,11 @@ plain list of numbers, and about a tenth of River's per-example cost (see bench/
 - Learning: one AdaGrad step on the log loss per example (per-feature step sizes shrink with
   the gradients seen, so rare binary features such as a rule firing still learn quickly),
   with a small L2 decay. Examples carry a weight (1 here; kept for callers that weight).
+- A learned curve over one feature (`band_feature`, the log amount): its value is cut into
+  bands `band_width` wide (5 % of the amount) and each band has its own weight, learned with
+  the same AdaGrad step, one band per example. A linear weight can only say "more is
+  riskier"; the bands learn where risk jumps (a fraud ring's favourite amounts, a bar above
+  which everything is fraud) without a threshold written down anywhere.
 - Imbalance: the learner keeps only a sample of negatives (rate `r`); the raw logit then
   overstates the odds by 1/r, and `predict` subtracts log(1/r) (King & Zeng's prior
   correction) so the score stays an estimate of the probability of fraud.
@@ -22,6 +27,8 @@ from collections.abc import Sequence
 from typing import Any
 
 _CLIP = 8.0
+BANDS = 512
+BAND_LR_FACTOR = 10.0
 
 
 def _sigmoid(z: float) -> float:
@@ -35,10 +42,14 @@ class OnlineLogistic:
     """Logistic regression over `n` features, learned one example at a time."""
 
     __slots__ = (
+        "_band_g2",
         "_g2",
         "_inv_std",
         "_m2",
         "_mean",
+        "band_feature",
+        "band_width",
+        "bands",
         "bias",
         "l2",
         "lr",
@@ -48,8 +59,20 @@ class OnlineLogistic:
         "weights",
     )
 
-    def __init__(self, n: int, lr: float = 0.05, l2: float = 1e-5, offset: float = 0.0) -> None:
+    def __init__(
+        self,
+        n: int,
+        lr: float = 0.05,
+        l2: float = 1e-5,
+        offset: float = 0.0,
+        band_feature: int | None = None,
+        band_width: float = math.log(1.05),
+    ) -> None:
         """`offset` is added to every logit at prediction (the prior correction, <= 0)."""
+        self.band_feature = band_feature
+        self.band_width = band_width
+        self.bands = [0.0] * BANDS  # weight per band of `band_feature`
+        self._band_g2 = [0.0] * BANDS
         self.n = n
         self.lr = lr
         self.l2 = l2
@@ -71,30 +94,45 @@ class OnlineLogistic:
             out.append(_CLIP if v > _CLIP else -_CLIP if v < -_CLIP else v)
         return out
 
+    def band(self, x: Sequence[float]) -> int | None:
+        """The band of `x[band_feature]` (None without bands)."""
+        if self.band_feature is None:
+            return None
+        b = int(x[self.band_feature] / self.band_width)
+        return 0 if b < 0 else BANDS - 1 if b >= BANDS else b
+
+    def band_weight(self, x: Sequence[float]) -> float:
+        """The learned weight of `x`'s band (0 without bands)."""
+        b = self.band(x)
+        return self.bands[b] if b is not None else 0.0
+
     def logit(self, x: Sequence[float]) -> tuple[float, list[float]]:
         """The raw logit (without `offset`) and the standardised inputs it came from."""
         z = self._standardise(x)
-        total = self.bias
+        total = self.bias + self.band_weight(x)
         for w, v in zip(self.weights, z, strict=True):
             total += w * v
         return total, z
 
     def predict(self, x: Sequence[float]) -> float:
-        """The estimated probability that `x` is fraud (prior-corrected)."""
-        return _sigmoid(self.logit(x)[0] + self.offset)
+        """The estimated probability that `x` is fraud (prior-corrected): `explain`'s, to the
+        last bit (the same additions in the same order)."""
+        return self.explain(x)[0]
 
     def explain(self, x: Sequence[float]) -> tuple[float, list[float]]:
-        """The probability and each feature's contribution to the logit (weight x input)."""
+        """The probability and each feature's contribution to the logit (weight x input); the
+        band's weight comes last. (Comprehensions, not a loop with appends: this runs for
+        every transaction scored.)"""
+        band = self.band_weight(x)
         if self.seen < 2:
-            return _sigmoid(self.bias + self.offset), [0.0] * self.n
-        contributions = []
-        total = self.bias
-        for xi, mean, inv, w in zip(x, self._mean, self._inv_std, self.weights, strict=True):
-            v = (xi - mean) * inv
-            c = w * (_CLIP if v > _CLIP else -_CLIP if v < -_CLIP else v)
-            contributions.append(c)
-            total += c
-        return _sigmoid(total + self.offset), contributions
+            return _sigmoid(self.bias + band + self.offset), [0.0] * self.n + [band]
+        z = [(xi - m) * inv for xi, m, inv in zip(x, self._mean, self._inv_std, strict=True)]
+        contributions = [
+            w * (_CLIP if v > _CLIP else -_CLIP if v < -_CLIP else v)
+            for w, v in zip(self.weights, z, strict=True)
+        ]
+        contributions.append(band)
+        return _sigmoid(self.bias + sum(contributions) + self.offset), contributions
 
     def learn(self, x: Sequence[float], y: int, weight: float = 1.0) -> None:
         """One step on (x, y), y in {0, 1}; the scaler first takes x into its statistics."""
@@ -119,6 +157,12 @@ class OnlineLogistic:
         g2[-1] += g * g
         if g:
             self.bias -= lr * g / (math.sqrt(g2[-1]) + 1e-9)
+        b = self.band(x)
+        if b is not None and g:
+            gb = g + l2 * self.bands[b]
+            self._band_g2[b] += gb * gb
+            # Each band learns from few examples: ten times the step of a dense weight.
+            self.bands[b] -= BAND_LR_FACTOR * lr * gb / (math.sqrt(self._band_g2[b]) + 1e-9)
 
     def to_dict(self) -> dict[str, Any]:
         """Every learned number, for a snapshot."""
@@ -130,6 +174,8 @@ class OnlineLogistic:
             "mean": self._mean,
             "m2": self._m2,
             "g2": self._g2,
+            "bands": self.bands,
+            "band_g2": self._band_g2,
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -144,3 +190,5 @@ class OnlineLogistic:
         seen = max(self.seen, 1)
         self._inv_std = [1.0 / math.sqrt(m / seen) if m / seen > 1e-12 else 0.0 for m in self._m2]
         self._g2 = [float(v) for v in data["g2"]]
+        self.bands = [float(v) for v in data["bands"]]
+        self._band_g2 = [float(v) for v in data["band_g2"]]

@@ -110,14 +110,18 @@ class RiskScorer:
 
 
 def _top(x: list[float], contributions: list[float]) -> list[dict[str, Any]]:
-    """The features that moved the logit most (by absolute contribution), largest first."""
+    """The features that moved the logit most (by absolute contribution), largest first.
+
+    `contributions` ends with the amount band's weight (`OnlineLogistic.explain`): it is
+    listed as `amount_band`, valued by the amount itself.
+    """
     size = [abs(c) for c in contributions]
     # sorted (in C, stable: ties keep the feature order) beats heapq.nlargest's Python loop.
-    order = sorted(range(len(x)), key=size.__getitem__, reverse=True)[:TOP_FEATURES]
+    order = sorted(range(len(size)), key=size.__getitem__, reverse=True)[:TOP_FEATURES]
     return [
         {
-            "feature": FEATURES[i],
-            "value": round(x[i], 4),
+            "feature": FEATURES[i] if i < len(x) else "amount_band",
+            "value": round(x[i] if i < len(x) else x[0], 4),
             "contribution": round(contributions[i], 4),
         }
         for i in order

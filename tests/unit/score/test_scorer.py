@@ -68,7 +68,7 @@ def test_before_min_fraud_labels_the_score_is_the_rules_weight() -> None:
     r = scorer.process(t, cards["c-1"], PLACES, learner, t.ts)
     assert r.alert is not None and r.score is not None
     assert r.alert["score"] == r.score["rule_score"] == r.score["score"]
-    assert r.score["learned_score"] > 0.5  # learned, but not used yet
+    assert r.score["learned_score"] > 0.2  # learned (fraud-sized), but not used yet
     assert r.score["model"]["kind"] == "rules"
 
 
