@@ -27,7 +27,7 @@ from faust.types import Message, StreamT, TopicT
 from app.contract.deadletters import dead_letter
 from app.contract.intake import Rejected, failure
 from app.contract.timeutil import now_ms
-from app.runtime.service import metrics, topics, transactions
+from app.runtime.service import app, metrics, topics, transactions
 from app.runtime.transactions import PartitionTransaction
 
 Handler = Callable[[PartitionTransaction, Message], None]
@@ -96,6 +96,11 @@ async def run(
     debug = bool(os.environ.get("DEBUG_VIGIL_COMMITS"))
     for_source = transactions.for_source
     current = transactions.current_generation
+
+    async def consumer_seek(tp: Any, offset: int | None) -> None:
+        if offset is not None:
+            await app.consumer.seek(tp, offset)
+
     async for event in stream.events():
         if ready is not None and not ready.is_set():
             await ready.wait()
@@ -119,9 +124,22 @@ async def run(
             if debug:
                 _skipped("taken", message)
             continue
-        expected = txn.next_offset(message.tp) if debug else None
-        if expected is not None and message.offset != expected:
-            _skipped("gap", message, f"expected offset {expected}")
+        verdict = txn.continuity(message.tp, message.offset)
+        if verdict != "take":
+            expected = txn.next_offset(message.tp)
+            if verdict == "seek":
+                log.warning(
+                    "%s/%d: offset %d came after %s; seeking back to the last taken event's "
+                    "successor (records Faust fetched may not have been delivered)",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    expected,
+                )
+                await consumer_seek(message.tp, expected)
+            elif debug:
+                _skipped("wait", message, f"sought back to {expected}")
+            continue
         txn.begin_event()
         try:
             handle(txn, message)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from app.runtime import transactions
 from app.runtime.transactions import Checkpointer, CheckpointError, PartitionTransaction
 
 TP = ("input", 0)
@@ -377,3 +378,58 @@ def test_without_the_check_a_redelivered_event_would_count_twice():
     assert not txn.already_taken(TP, 6)
     txn.take()  # a checkpoint keeps the position
     assert txn.already_taken(TP, 5)
+
+
+def _taken(txn: PartitionTransaction, offsets: list[int]) -> list[tuple[int, str]]:
+    """Feed offsets as the agent loop does; return each verdict (taking the "take"s)."""
+    verdicts = []
+    for offset in offsets:
+        if txn.already_taken(TP, offset):
+            verdicts.append((offset, "taken"))
+            continue
+        verdict = txn.continuity(TP, offset)
+        verdicts.append((offset, verdict))
+        if verdict == "take":
+            txn.begin_event()
+            txn.end_event(TP, offset)
+    return verdicts
+
+
+def test_records_faust_fetched_but_never_delivered_are_sought_back_not_committed_past():
+    """14..17 taken, then 576 arrives (18..575 dropped by Faust): seek back to 18; 577..579
+    fetched before the seek wait; the refetch from 18 is taken in order."""
+    txn = PartitionTransaction("app-fraud-1", 1)
+    verdicts = _taken(txn, [14, 15, 16, 17, 576, 577, 578, 579, 18, 19, 20])
+    assert verdicts[4:] == [
+        (576, "seek"),
+        (577, "wait"),
+        (578, "wait"),
+        (579, "wait"),
+        (18, "take"),
+        (19, "take"),
+        (20, "take"),
+    ]
+    assert txn.next_offset(TP) == 21
+
+
+def test_a_hole_kafka_really_has_is_crossed_after_one_seek():
+    """Transaction markers (or compacted records) at 18..20: the refetch from 18 starts at 21
+    again, which is then taken."""
+    txn = PartitionTransaction("app-fraud-1", 1)
+    verdicts = _taken(txn, [17, 21, 22, 21, 22, 23])
+    assert verdicts == [
+        (17, "take"),
+        (21, "seek"),
+        (22, "wait"),
+        (21, "take"),
+        (22, "take"),
+        (23, "take"),
+    ]
+
+
+def test_a_seek_whose_records_never_come_is_asked_again():
+    txn = PartitionTransaction("app-fraud-1", 1)
+    _taken(txn, [5, 9])
+    offsets = list(range(10, 10 + transactions.MAX_WAITS + 1))
+    verdicts = [v for _, v in _taken(txn, offsets)]
+    assert set(verdicts[:-1]) == {"wait"} and verdicts[-1] == "seek"
