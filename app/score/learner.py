@@ -289,10 +289,12 @@ class DelayedLearner:
 
     # -- snapshots -----------------------------------------------------------------------------
 
-    def to_bytes(self) -> bytes:
-        """Everything learned and held, with the stream position it reflects."""
+    def to_bytes(self, **extra: Any) -> bytes:
+        """Everything learned and held, with the stream position it reflects (and `extra`
+        fields, such as the settings' fingerprint a worker's snapshot carries)."""
         return orjson.dumps(
             {
+                **extra,
                 "version": SNAPSHOT_VERSION,
                 "features": FEATURES,
                 "offset": self.offset,
