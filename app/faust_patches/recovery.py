@@ -128,7 +128,8 @@ async def bulk_restore(app: Any, client_kwargs: dict[str, Any]) -> int:
                 applied += _apply(store, tp, records)
             for ktp in list(pending):
                 if await consumer.position(ktp) >= ends[ktp]:
-                    del pending[ktp]
+                    store, tp = pending.pop(ktp)
+                    _at_end(store, tp, ends[ktp])
     finally:
         await consumer.stop()
     # Always said: after a SIGKILL this is the tail committed after the stores' last write.
@@ -163,6 +164,20 @@ def flush_kept_buffers(recovery: Any, assigned: Any) -> int:
             table.apply_changelog_batch(events)
             applied += len(events)
     return applied
+
+
+def _at_end(store: Any, tp: Any, end: int) -> None:
+    """The store has every record before `end`: record `end - 1` as its offset.
+
+    A changelog written in transactions ends with a commit marker, an offset that is never a
+    record, so a store that holds the last record is still one offset "behind": Faust then
+    resumes the partition and waits for its aborted-transaction check (about 2 s of every
+    takeover, measured). The position reached `end` (read_committed: the last stable offset,
+    below which every transaction is decided), so `end - 1` is what the store reflects.
+    """
+    persisted = store.persisted_offset(tp)
+    if persisted is None or persisted < end - 1:
+        store.set_persisted_offset(tp, end - 1)
 
 
 def _apply(store: Any, tp: Any, records: list[Any]) -> int:
