@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.devtools.generate.labelled import DAY, START_MS, build
+from app.score.features import FEATURES
 from app.score.follower import TRAINING_TOPIC_SUFFIX, apply_record
 from app.score.learner import DelayedLearner
 from app.settings import Settings
@@ -147,12 +148,24 @@ def test_two_workers_share_one_model_and_score_like_replay(deployment, tmp_path)
         model = DelayedLearner.from_bytes(at[scores[t]["model"]["offset"]], config).model
         assert round(model.predict(examples[t]), 6) == scores[t]["learned_score"], t
 
-    # Against replay (file order): the features are exactly replay's ...
+    # Against replay (file order): the features of the card's own history are exactly
+    # replay's; those counted from labels (the place's and the card's frauds so far) depend on
+    # how far this worker had followed the labels when it scored, so they may differ for a
+    # few transactions (seen in CI: a place's fraud share 0.2 live, 0.208 in replay).
     first = [r for day in days for r in day]
     lines = [envelope(deployment.topics[k], key, v) for k, key, v in first + second]
     replayer_examples = replay_examples(lines, deployment.topics, tmp_path)
+    from_labels = {
+        i for i, name in enumerate(FEATURES) if name.startswith(("place_", "card_frauds_"))
+    }
+    assert from_labels, "the label-derived features are named place_* and card_frauds_*"
+    differing = 0
     for t in test_ids:
-        assert list(replayer_examples[t]) == examples[t], t
+        live_x, replay_x = examples[t], list(replayer_examples[t])
+        own = [i for i in range(len(live_x)) if i not in from_labels]
+        assert [live_x[i] for i in own] == [replay_x[i] for i in own], t
+        differing += live_x != replay_x
+    assert differing <= max(2, len(test_ids) // 20), f"{differing} of {len(test_ids)} differ"
     # ... the scores agree within the tolerance (the model's steps come in another order, and a
     # live score uses the model as far as the worker had read it: see the README)
     expected = {
