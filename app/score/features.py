@@ -37,18 +37,26 @@ AMOUNT_STEPS = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 #: "amount >= R x the card's 30-day mean" steps: a habit broken by how much, not just "more".
 RATIO_STEPS = (2, 3, 5)
 _LOG_RATIO_STEPS = tuple(math.log(r) for r in RATIO_STEPS)
+#: Weeks of a place's fraud episode told apart (the last bin: that many weeks or more).
+EPISODE_WEEKS = 6
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 
 
 class LabelLookup(Protocol):
-    """Feedback ts of the distinct transactions currently labelled fraud, per key."""
+    """The distinct transactions currently labelled fraud, per key, and places' volumes."""
 
-    def fraud_times(self, key: str) -> Collection[int]:
-        """`key` is a place (`t:<terminal>`, `m:<merchant>`) or a card (`c:<card_id>`)."""
+    def fraud_labels(self, key: str) -> Collection[tuple[int, int]]:
+        """(feedback ts, transaction ts or -1 when unknown) per fraud label; `key` is a place
+        (`t:<terminal>`, `m:<merchant>`) or a card (`c:<card_id>`)."""
         ...
 
-    def place_volume(self, place: str, since_day: int) -> int:
-        """Transactions seen at `place` on days >= `since_day`."""
+    def place_volume(self, place: str, since_day: int, until_day: int | None = None) -> int:
+        """Transactions seen at `place` on days in [`since_day`, `until_day`] (no end: today)."""
+        ...
+
+    @property
+    def risk_delay_days(self) -> int:
+        """Days after which a transaction's label is taken as known."""
         ...
 
 
@@ -59,6 +67,8 @@ def _names() -> tuple[str, ...]:
     names += ["mean_amount_30d", "no_history_30d", "amount_zscore", "since_previous", "first_txn"]
     names += [f"place_frauds_{d}d" for d in LABEL_WINDOWS]
     names += ["place_fraud_share"]
+    names += [f"place_risk_{d}d" for d in LABEL_WINDOWS]
+    names += [f"place_risk_7d_episode_week_{w}" for w in range(EPISODE_WEEKS)]
     names += [f"card_frauds_{d}d" for d in LABEL_WINDOWS]
     names += [f"rule_{r}" for r in RULES]
     names += ["velocity_count", "hour_sin", "hour_cos", "night", "weekend"]  # whole hours, UTC
@@ -75,6 +85,7 @@ _NO_RULES = (0.0,) * len(RULES)
 
 
 _NO_LABELS = (0.0, 0.0, 0.0)
+_NO_RISK = (0.0,) * (3 + EPISODE_WEEKS)
 _LABEL_SPANS = tuple(d * DAY_MS for d in LABEL_WINDOWS)
 _LOG1P = tuple(math.log1p(n) for n in range(256))
 #: sin, cos of the hour of day on the 24-hour circle, and "night" (00-06 UTC), per whole hour.
@@ -88,13 +99,13 @@ def _log1p_count(n: int) -> float:
     return _LOG1P[n] if n < 256 else math.log1p(n)
 
 
-def _label_counts(times: Collection[int], ts: int) -> tuple[float, float, float]:
+def _label_counts(labels: Collection[tuple[int, int]], ts: int) -> tuple[float, float, float]:
     """log1p of the labels with feedback ts in (ts - N days, ts], for each label window."""
-    if not times:
+    if not labels:
         return _NO_LABELS
     c1 = c7 = c28 = 0
     s1, s7, s28 = _LABEL_SPANS
-    for t in times:
+    for t, _ in labels:
         age = ts - t
         if age < 0 or age >= s28:
             continue
@@ -104,6 +115,52 @@ def _label_counts(times: Collection[int], ts: int) -> tuple[float, float, float]
             if age < s1:
                 c1 += 1
     return _log1p_count(c1), _log1p_count(c7), _log1p_count(c28)
+
+
+def _place_risk(
+    labels: LabelLookup, place: str, held: Collection[tuple[int, int]], ts: int, today: int
+) -> Sequence[float]:
+    """The handbook's terminal risk: the share of the place's transactions of the days
+    `delay + 1 .. delay + N` ago that are labelled fraud, for each label window N (days whose
+    labels have all come, if labels take `delay`; only labels received by `ts` count). Unlike
+    `place_fraud_share` it is 1 at a place where everything is fraud as soon as the first
+    labels come, and falls back to 0 a window after the fraud stopped.
+
+    Then the 7-day risk again, in the slot of the episode's age in weeks (days since the
+    oldest labelled fraud held for the place): for the first days after a fraud episode ends
+    its labels still say "all fraud", and only its age can tell a linear model that such
+    episodes have usually ended by then (the weights of the slots are learned)."""
+    last = today - labels.risk_delay_days - 1
+    c1 = c7 = c28 = 0
+    w1, w7, w28 = LABEL_WINDOWS
+    first = today
+    for t, tx in held:
+        if t > ts or tx < 0:
+            continue
+        tx_day = tx // DAY_MS
+        if tx_day < first:
+            first = tx_day
+        age = last - tx_day  # 0: the window's most recent day
+        if 0 <= age < w28:
+            c28 += 1
+            if age < w7:
+                c7 += 1
+                if age < w1:
+                    c1 += 1
+    if not c28:
+        return _NO_RISK
+    out = []
+    for c, w in ((c1, w1), (c7, w7), (c28, w28)):
+        if c:
+            volume = labels.place_volume(place, last - w + 1, last)
+            share = c / volume if volume else 1.0
+            out.append(1.0 if share > 1.0 else share)
+        else:
+            out.append(0.0)
+    episode = [0.0] * EPISODE_WEEKS
+    week = (today - first) // 7
+    episode[week if week < EPISODE_WEEKS else EPISODE_WEEKS - 1] = out[1]
+    return out + episode
 
 
 def extract(
@@ -145,8 +202,8 @@ def extract(
         x += (math.log1p((ts - last) / 1000.0) if ts > last else 0.0, 0.0)
     place = place_key(txn.terminal_id, txn.merchant_id)
     if place is not None:
-        place_times = labels.fraud_times(place)
-        counts = _label_counts(place_times, ts)
+        place_labels = labels.fraud_labels(place)
+        counts = _label_counts(place_labels, ts)
         x += counts
         # The place's fraud share: labels received in 28 days over its transactions of the last
         # 35 (a label comes days after its transaction): a busy shop with two chargebacks is
@@ -157,10 +214,12 @@ def extract(
             x.append(1.0 if share > 1.0 else share)
         else:
             x.append(0.0)
+        x += _place_risk(labels, place, place_labels, ts, today) if place_labels else _NO_RISK
     else:
         x += _NO_LABELS
         x.append(0.0)
-    card_labels = _label_counts(labels.fraud_times("c:" + txn.card_id), ts)
+        x += _NO_RISK
+    card_labels = _label_counts(labels.fraud_labels("c:" + txn.card_id), ts)
     x += card_labels
     if hits:
         rules = [0.0] * len(RULES)
@@ -204,6 +263,16 @@ def describe(name: str, value: float) -> str:
         return f"{_span(math.expm1(value))} since the card's previous transaction"
     if name == "first_txn":
         return "first transaction of the card" if value else "card seen before"
+    if name.startswith("place_risk_7d_episode_week_"):
+        week = int(name.rsplit("_", 1)[1])
+        more = "+" if week == EPISODE_WEEKS - 1 else ""
+        return f"{value:.0%} fraud at this terminal/merchant, in week {week}{more} of its episode"
+    if name.startswith("place_risk_"):
+        days = name.removeprefix("place_risk_").removesuffix("d")
+        return (
+            f"{value:.0%} of this terminal/merchant's transactions of {days} days a label delay"
+            " ago labelled fraud"
+        )
     if name == "place_fraud_share":
         return f"{value:.0%} of recent transactions at this terminal/merchant labelled fraud"
     if name.startswith("place_frauds_") or name.startswith("card_frauds_"):

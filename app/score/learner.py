@@ -13,7 +13,8 @@ else merchant) and per card, for the `place_frauds_*` / `card_frauds_*` features
 may name the terminal and card; where it does not, the held example's own do.
 
 Bounded: examples are held for `label_delay + late_label` of event time and at most
-`max_examples` of them; labels per place/card for the widest label window.
+`max_examples` of them; labels per place/card, and transactions per place and day, for the
+label delay plus a day plus the widest label window (the place's risk windows).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from app.score.config import ScoreConfig
 from app.score.features import FEATURES, LABEL_WINDOWS, N_FEATURES
 from app.score.model import OnlineLogistic
 
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 PENDING, NEGATIVE, SKIPPED, POSITIVE = 0, 1, 2, 3
 #: What a label or an expiry did, for `vigil_model_labels_total{kind}`.
 LEARN_KINDS = (
@@ -47,7 +48,6 @@ LEARN_KINDS = (
     "parked",
     "unknown",
 )
-_LABEL_SPAN_MS = max(LABEL_WINDOWS) * DAY_MS
 #: Days of per-place transaction counts kept: the widest label window plus a label delay.
 VOLUME_DAYS = 35
 
@@ -92,11 +92,17 @@ class DelayedLearner:
         self.model = OnlineLogistic(
             N_FEATURES, c.learning_rate, c.l2, math.log(c.negative_sample), band_feature=0
         )
+        # The place's risk windows reach back risk_delay + the widest window (+1: a whole day
+        # past the delay), so volumes and labels are kept that long.
+        reach = self.risk_delay_days + 1 + max(LABEL_WINDOWS)
+        self.volume_days = max(VOLUME_DAYS, reach)
+        self._label_span_ms = reach * DAY_MS
         self.clock: int | None = None
         self.examples: dict[str, Example] = {}
         self._pending: deque[Example] = deque()  # waiting for label_delay (arrival order)
         self._late: deque[Example] = deque()  # learned or skipped, kept for late fraud labels
-        self._labels: dict[str, dict[str, int]] = {}  # place or "c:card" -> txn_id -> label ts
+        # place or "c:card" -> txn_id -> (label ts, the transaction's ts or -1 when unknown)
+        self._labels: dict[str, dict[str, tuple[int, int]]] = {}
         self._label_log: deque[tuple[int, str, str]] = deque()  # (ts, key, txn_id) for expiry
         # Labels that arrived before their transaction's example (in a worker the two come
         # from different partitions' transactions): applied when it arrives, else dropped as
@@ -115,16 +121,31 @@ class DelayedLearner:
     # -- reading -------------------------------------------------------------------------------
 
     def fraud_times(self, key: str) -> Collection[int]:
-        """LabelLookup: feedback ts of fraud labels received for a place or `c:<card>`."""
+        """Feedback ts of fraud labels received for a place or `c:<card>`."""
+        held = self._labels.get(key)
+        return [t for t, _ in held.values()] if held is not None else ()
+
+    def fraud_labels(self, key: str) -> Collection[tuple[int, int]]:
+        """LabelLookup: (feedback ts, transaction ts or -1) of the fraud labels received for a
+        place or `c:<card>` (the transaction's ts is known when its example was held)."""
         held = self._labels.get(key)
         return held.values() if held is not None else ()
 
-    def place_volume(self, place: str, since_day: int) -> int:
-        """Transactions seen at `place` on days >= `since_day` (the last 35 days are kept)."""
+    def place_volume(self, place: str, since_day: int, until_day: int | None = None) -> int:
+        """Transactions seen at `place` on days in [`since_day`, `until_day`] (the last
+        `volume_days` days are kept)."""
         days = self._volume.get(place)
         if not days:
             return 0
-        return sum(n for day, n in days.items() if day >= since_day)
+        if until_day is None:
+            return sum(n for day, n in days.items() if day >= since_day)
+        return sum(n for day, n in days.items() if since_day <= day <= until_day)
+
+    @property
+    def risk_delay_days(self) -> int:
+        """LabelLookup: days after which a transaction's label is taken as known (the label
+        delay, rounded up): the place's risk windows end that many days ago."""
+        return -(-self.config.label_delay_ms // DAY_MS)
 
     @property
     def active(self) -> bool:
@@ -248,7 +269,7 @@ class DelayedLearner:
             if parked.get(fb.txn_id) is fb:
                 del parked[fb.txn_id]
                 self.counts["unknown"] += 1
-        old_day = ts // DAY_MS - VOLUME_DAYS
+        old_day = ts // DAY_MS - self.volume_days
         vlog, volume = self._volume_log, self._volume
         while vlog and vlog[0][0] < old_day:
             day, place = vlog.popleft()
@@ -257,12 +278,12 @@ class DelayedLearner:
                 days.pop(day, None)
                 if not days:
                     del volume[place]
-        horizon = ts - _LABEL_SPAN_MS
+        horizon = ts - self._label_span_ms
         log = self._label_log
         while log and log[0][0] <= horizon:
             t, key, txn_id = log.popleft()
             held = self._labels.get(key)
-            if held is not None and held.get(txn_id) == t:
+            if held is not None and held.get(txn_id, (None,))[0] == t:
                 del held[txn_id]
                 if not held:
                     del self._labels[key]
@@ -277,8 +298,9 @@ class DelayedLearner:
 
     def _index(self, feedback: Feedback, ex: Example | None) -> None:
         self._unindex(feedback.txn_id, feedback, ex)  # only the last label of a txn counts
+        tx_ts = ex.ts if ex is not None else -1
         for key in self._keys(feedback, ex):
-            self._labels.setdefault(key, {})[feedback.txn_id] = feedback.ts
+            self._labels.setdefault(key, {})[feedback.txn_id] = (feedback.ts, tx_ts)
             self._label_log.append((feedback.ts, key, feedback.txn_id))
 
     def _unindex(self, txn_id: str, feedback: Feedback, ex: Example | None) -> None:
@@ -320,7 +342,9 @@ class DelayedLearner:
                     for f in self._parked_log
                 ],
                 "labels": [
-                    [t, k, i] for t, k, i in self._label_log if self._labels.get(k, {}).get(i) == t
+                    [t, k, i, held[i][1]]
+                    for t, k, i in self._label_log
+                    if (held := self._labels.get(k)) is not None and held.get(i, (None,))[0] == t
                 ],
             }
         )
@@ -355,8 +379,8 @@ class DelayedLearner:
         for day, place, n in data["volume"]:
             self._volume.setdefault(place, {})[day] = n
             self._volume_log.append((day, place))
-        for t, key, txn_id in data["labels"]:
-            self._labels.setdefault(key, {})[txn_id] = t
+        for t, key, txn_id, tx_ts in data["labels"]:
+            self._labels.setdefault(key, {})[txn_id] = (t, tx_ts)
             self._label_log.append((t, key, txn_id))
         return self
 

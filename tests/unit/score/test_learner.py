@@ -130,7 +130,10 @@ def test_labels_are_indexed_per_place_and_card_from_the_feedback_or_the_example(
     assert list(learner.fraud_times("t:p-2")) == [T0 + DAY]
     learner.add_label(legit("t-1", T0 + 2 * DAY))  # the last label of a txn counts
     assert list(learner.fraud_times("t:p-1")) == []
-    learner.add_example(ex("t-3", T0 + 30 * DAY))  # past the widest label window
+    learner.add_example(ex("t-3", T0 + 30 * DAY))  # in the place's risk windows' reach ...
+    assert list(learner.fraud_times("t:p-2")) == [T0 + DAY]
+    # ... (label delay + 1 + the widest label window) and past it
+    learner.add_example(ex("t-4", T0 + DAY + learner._label_span_ms))
     assert list(learner.fraud_times("t:p-2")) == []
 
 
