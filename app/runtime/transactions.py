@@ -7,11 +7,11 @@ has a `PartitionTransaction` while this worker owns it:
 - an event's handler reads through it (its staged writes first, then the partition's RocksDB)
   and stages its table writes and output records in it; a handler that raises has everything
   it staged rolled back (`rollback_event`), so an event is either applied whole or not at all;
-- at every checkpoint the `Checkpointer` takes what was staged and, per partition:
-  one changelog record per changed key (the latest value), the outputs and the input offsets
-  go to Kafka together: in the partition's own Kafka transaction under exactly_once; or sent,
-  acked, and then the offsets committed under at_least_once (a failed send fails the
-  checkpoint, and nothing is committed past it);
+- at every checkpoint the `Checkpointer` (`app.runtime.checkpoint`) takes what was staged
+  and, per partition: one changelog record per changed key (the latest value), the outputs
+  and the input offsets go to Kafka together: in the partition's own Kafka transaction under
+  exactly_once; or sent, acked, and then the offsets committed under at_least_once (a failed
+  send fails the checkpoint, and nothing is committed past it);
 - only after Kafka accepted that, the staged changes are written to RocksDB in one write batch,
   together with the changelog offset they reflect.
 
@@ -27,10 +27,8 @@ rebalance paths, and the unit tests drive it with an in-memory Kafka.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from contextlib import suppress
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from app.exceptions import VigilError
@@ -68,26 +66,6 @@ class StateTable(Protocol):
     changelog_topic: str
 
     def store(self, partition: int) -> TableStore: ...
-
-
-class RecordMetadata(Protocol):
-    offset: int
-
-
-class Producer(Protocol):
-    """The parts of `aiokafka.AIOKafkaProducer` a checkpoint uses."""
-
-    async def send(
-        self, topic: str, value: bytes | None, key: bytes | None, partition: int
-    ) -> asyncio.Future[Any]: ...
-
-    async def begin_transaction(self) -> None: ...
-
-    async def commit_transaction(self) -> None: ...
-
-    async def abort_transaction(self) -> None: ...
-
-    async def send_offsets_to_transaction(self, offsets: dict[Any, int], group_id: str) -> None: ...
 
 
 class Output:
@@ -292,128 +270,3 @@ class PartitionTransaction:
         self._outputs_mark = 0
         self.state_updates = 0
         return staged
-
-
-class Checkpointer:
-    """Owns flush -> produce -> commit -> persist, for every partition this worker owns.
-
-    `producer_for(transactional_id)` gives the partition's transactional producer under
-    exactly_once (started at assignment, which fenced the previous owner); under
-    at_least_once it gives the one shared producer and `commit_offsets` commits the consumer
-    group's offsets.
-    """
-
-    def __init__(
-        self,
-        *,
-        exactly_once: bool,
-        group_id: str,
-        producer_for: Callable[[str], Producer],
-        commit_offsets: Callable[[dict[Any, int]], Awaitable[Any]],
-        on_committed: Callable[[Staged], None] | None = None,
-    ) -> None:
-        self.exactly_once = exactly_once
-        self.group_id = group_id
-        self.producer_for = producer_for
-        self.commit_offsets = commit_offsets
-        self.on_committed = on_committed
-
-    async def checkpoint(self, transactions: Iterable[PartitionTransaction]) -> dict[Any, int]:
-        """Commit what every transaction staged; return the input offsets committed.
-
-        Raises `CheckpointError` when any partition's commit failed (after the others
-        finished): that partition's staged work is gone, RocksDB holds its previous state.
-        """
-        work = [(txn, txn.take()) for txn in transactions if txn.dirty]
-        if not work:
-            return {}
-        offsets: dict[Any, int] = {}
-        for _, staged in work:
-            offsets.update(staged.offsets)
-        if self.exactly_once:
-            results = await asyncio.gather(
-                *(self._commit_transaction(txn, staged) for txn, staged in work),
-                return_exceptions=True,
-            )
-            failed = [
-                (txn.transactional_id, r)
-                for (txn, _), r in zip(work, results, strict=True)
-                if isinstance(r, BaseException)
-            ]
-            if failed:
-                for tid, exc in failed:
-                    log.error("checkpoint of %s failed: %r", tid, exc)
-                raise CheckpointError(f"{len(failed)} of {len(work)} partitions failed to commit")
-            return offsets
-        await self._commit_at_least_once(work, offsets)
-        return offsets
-
-    async def _commit_transaction(self, txn: PartitionTransaction, staged: Staged) -> None:
-        producer = self.producer_for(txn.transactional_id)
-        await producer.begin_transaction()
-        try:
-            futures: list[Any] = []
-            last = await _send_all(producer, txn.partition, staged, futures)
-            # Every record acked before the commit is asked for: a record whose send failed
-            # (retries exhausted, e.g. NotEnoughReplicas while the broker is starved) must
-            # abort the transaction, never commit its offsets without it.
-            await asyncio.gather(*futures)
-            if staged.offsets:
-                await producer.send_offsets_to_transaction(staged.offsets, self.group_id)
-            await producer.commit_transaction()
-        except BaseException:
-            with suppress(Exception):
-                await producer.abort_transaction()
-            raise
-        self._persist(txn.partition, staged, {t: f.result().offset for t, f in last.items()})
-
-    async def _commit_at_least_once(
-        self, work: list[tuple[PartitionTransaction, Staged]], offsets: dict[Any, int]
-    ) -> None:
-        pending: list[tuple[PartitionTransaction, Staged, dict[StateTable, Any], list[Any]]] = []
-        try:
-            for txn, staged in work:
-                producer = self.producer_for(txn.transactional_id)
-                futures: list[Any] = []
-                last = await _send_all(producer, txn.partition, staged, futures)
-                pending.append((txn, staged, last, futures))
-            # Every record acked, or the checkpoint fails and no offset moves past it.
-            await asyncio.gather(*(f for *_, futures in pending for f in futures))
-        except Exception as exc:
-            raise CheckpointError(f"a record could not be sent: {exc!r}") from exc
-        if offsets:
-            try:
-                await self.commit_offsets(offsets)
-            except Exception as exc:
-                raise CheckpointError(f"offset commit failed: {exc!r}") from exc
-        for txn, staged, last, _ in pending:
-            self._persist(txn.partition, staged, {t: f.result().offset for t, f in last.items()})
-
-    def _persist(self, partition: int, staged: Staged, offsets: dict[StateTable, int]) -> None:
-        """Kafka has the checkpoint: now RocksDB, one write batch per table partition."""
-        for table, changes in staged.tables.items():
-            if table in offsets:  # a table whose staged writes were all rolled back has none
-                table.store(partition).write(changes, offsets[table])
-        if self.on_committed is not None:
-            self.on_committed(staged)
-
-
-async def _send_all(
-    producer: Producer, partition: int, staged: Staged, futures: list[Any] | None = None
-) -> dict[StateTable, Any]:
-    """Send one changelog record per changed key, then the outputs; return each table's last."""
-    last: dict[StateTable, Any] = {}
-    for table, changes in staged.tables.items():
-        topic = table.changelog_topic
-        fut = None
-        for key, value in changes.items():
-            fut = await producer.send(topic, value, key=key, partition=partition)
-            if futures is not None:
-                futures.append(fut)
-        if fut is not None:
-            last[table] = fut
-    for out in staged.outputs:
-        fut = await producer.send(out.topic, out.value, key=out.key, partition=out.partition)
-        if futures is not None:
-            futures.append(fut)
-    return last

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from app.runtime import transactions
-from app.runtime.transactions import Checkpointer, CheckpointError, PartitionTransaction
+from app.runtime.checkpoint import Checkpointer
+from app.runtime.transactions import CheckpointError, PartitionTransaction
 
 TP = ("input", 0)
 CHANGELOG = "app-counts-changelog"
@@ -29,6 +30,25 @@ OUT = "outputs"
 class Meta:
     def __init__(self, offset: int) -> None:
         self.offset = offset
+
+
+class FakeBatch:
+    """aiokafka's BatchBuilder as a checkpoint uses it: full after `capacity` records, so that
+    every scenario also sends a topic-partition's records in several batches."""
+
+    capacity = 2
+
+    def __init__(self) -> None:
+        self.records: list[tuple[Any, Any]] = []
+
+    def append(self, *, timestamp: float | None, key: Any, value: Any) -> Any:
+        if len(self.records) >= self.capacity:
+            return None
+        self.records.append((key, value))
+        return Meta(len(self.records) - 1)
+
+    def record_count(self) -> int:
+        return len(self.records)
 
 
 class Crash(BaseException):
@@ -63,7 +83,7 @@ class FakeKafka:
 class TxnProducer:
     def __init__(self, kafka: FakeKafka) -> None:
         self.kafka = kafka
-        self.pending: list[tuple[str, int, Any, Any, asyncio.Future[Any]]] = []
+        self.pending: list[tuple[str, int, FakeBatch, asyncio.Future[Any]]] = []
         self.pending_offsets: dict[Any, int] = {}
         self.open = False
 
@@ -71,14 +91,17 @@ class TxnProducer:
         assert not self.open, "IN_TRANSACTION -> IN_TRANSACTION"
         self.open = True
 
-    async def send(self, topic: str, value: Any, key: Any, partition: int) -> Any:
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
         self.kafka._step("send")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.kafka.fail == "delivery":  # accepted, then not delivered (retries exhausted)
             self.kafka.fail = None
             fut.set_exception(RuntimeError("NotEnoughReplicas: retries exhausted"))
             return fut
-        self.pending.append((topic, partition, key, value, fut))
+        self.pending.append((topic, partition, batch, fut))
         # Acked when the broker wrote it (visible only at commit); aiokafka's futures resolve
         # before the commit, which waits for them.
         asyncio.get_running_loop().call_soon(lambda: fut.done() or fut.set_result(Meta(-1)))
@@ -90,9 +113,9 @@ class TxnProducer:
 
     async def commit_transaction(self) -> None:
         self.kafka._step("commit")
-        for topic, partition, key, value, fut in self.pending:
-            offset = self.kafka.append(topic, partition, key, value)
-            fut.result().offset = offset
+        for topic, partition, batch, fut in self.pending:
+            offsets = [self.kafka.append(topic, partition, k, v) for k, v in batch.records]
+            fut.result().offset = offsets[0]  # a batch's future holds its first offset
         self.kafka.offsets.update(self.pending_offsets)
         self._reset()
         self.kafka._step("after-commit")  # committed in Kafka; the worker dies before RocksDB
@@ -112,13 +135,17 @@ class PlainProducer:
     def __init__(self, kafka: FakeKafka) -> None:
         self.kafka = kafka
 
-    async def send(self, topic: str, value: Any, key: Any, partition: int) -> Any:
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.kafka.fail == "send":
             self.kafka.fail = None
             fut.set_exception(RuntimeError("delivery timed out"))
         else:
-            fut.set_result(Meta(self.kafka.append(topic, partition, key, value)))
+            offsets = [self.kafka.append(topic, partition, k, v) for k, v in batch.records]
+            fut.set_result(Meta(offsets[0]))
         return fut
 
 
@@ -433,3 +460,18 @@ def test_a_seek_whose_records_never_come_is_asked_again():
     offsets = list(range(10, 10 + transactions.MAX_WAITS + 1))
     verdicts = [v for _, v in _taken(txn, offsets)]
     assert set(verdicts[:-1]) == {"wait"} and verdicts[-1] == "seek"
+
+
+async def test_records_of_one_partition_go_out_in_order_in_full_batches():
+    """`send_records` splits only at a full batch; `last_offset` is the last record's offset."""
+    from app.runtime.checkpoint import send_records
+
+    kafka = FakeKafka()
+    producer = PlainProducer(kafka)
+    futures: list[asyncio.Future[Any]] = []
+    records = [(b"k%d" % i, b"v%d" % i) for i in range(5)]
+    kafka.append(OUT, 0, b"earlier", b"x")
+    sent = await send_records(producer, OUT, 0, records, futures)
+    assert len(futures) == 3  # 2 + 2 + 1 with FakeBatch.capacity 2
+    assert kafka.committed(OUT)[1:] == records
+    assert sent.count == 1 and sent.last_offset == 5
