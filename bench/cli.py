@@ -15,9 +15,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios, variants
+from bench import peers, scenarios, variants
 from bench.kafka import Broker
 from bench.machine import code_state, machine
+from bench.peers import scenario as peer_scenario
 from bench.profiling import py_spy
 from bench.report import GUARANTEES, TARGETS, render_table, summarize
 from bench.scenarios import Context, Sizes
@@ -90,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="exactly_once fraud throughput and latency at each VIGIL_COMMIT_INTERVAL_S "
         "(e.g. 0.1,0.25,0.5,1)",
     )
+    p.add_argument(
+        "--peers",
+        metavar="NAME,...",
+        help="after the fraud scenario, run its work on these peers too (quix: the six rules "
+        "on Quix Streams, both guarantees; needs .venv/bin/pip install -e '.[bench]')",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work and broker directories")
     p.add_argument("--events", type=int, help="override the fraud run's transaction count")
     return p
@@ -118,6 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         [float(v) for v in intervals]
     except ValueError:
         print("bench: --commit-intervals takes seconds, e.g. 0.1,0.25,0.5,1", file=sys.stderr)
+        return 2
+    try:
+        peer_names = peers.parse_peers(args.peers)
+    except ValueError as exc:
+        print(f"bench: --peers: {exc}", file=sys.stderr)
+        return 2
+    lacking = peers.missing(peer_names)
+    if lacking:
+        print("\n".join(lacking), file=sys.stderr)
         return 2
     if args.profile and py_spy() is None:
         print("bench: --profile needs py-spy (.venv/bin/pip install py-spy)", file=sys.stderr)
@@ -151,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     errors: dict[str, str] = {}
     try:
-        asyncio.run(_run_all(ctx, only, args, lat_guarantees, errors, ab, intervals))
+        asyncio.run(_run_all(ctx, only, args, lat_guarantees, errors, ab, intervals, peer_names))
     except KeyboardInterrupt:
         errors["interrupted"] = "Ctrl-C"
     finally:
@@ -162,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "run_id": run_id,
         "mode": "quick" if args.quick else "full",
         "scenarios": only,
+        "peers": peer_names,
         "machine": machine(),
         "code": code_state(),
         "broker": {"version": broker.version, "external": bool(args.broker)},
@@ -197,6 +214,7 @@ async def _run_all(
     errors: dict[str, str],
     ab: tuple[str, list[str]] | None = None,
     intervals: list[str] | None = None,
+    peer_names: list[str] | None = None,
 ) -> None:
     async def step(name: str, coro: Any) -> None:
         load0 = load_average()
@@ -214,6 +232,9 @@ async def _run_all(
     if "fraud" in only:
         for g in GUARANTEES:
             await step(f"fraud_{g}", scenarios.fraud(ctx, g))
+    for peer in peer_names or []:  # the fraud scenario's work on another library, same data
+        for g in GUARANTEES:
+            await step(f"{peer}_{g}", peer_scenario.run(ctx, peer, g))
     if ab is not None:
         await variants.run_ab(ctx, step, ab[0], ab[1], max(1, args.repeat), args.ab_parallel)
     # The latency run offers 25 % of the max rate on its own (all-alerting) traffic.
@@ -241,6 +262,8 @@ async def _run_all(
 def _brief(result: dict[str, Any]) -> str:
     keys = (
         "events_per_s",
+        "cpu_us_per_event",
+        "alerts",
         "changelog_records_per_update",
         "p50_ms",
         "p99_ms",

@@ -15,6 +15,8 @@ TARGETS = {
     "eos_cost": "exactly_once costs <= 15 % vs at_least_once",
     "p99": "p99 event-to-alert latency < 50 ms",
     "p99_eos_interval": "exactly_once p99 event-to-alert <= 2 x commit interval",
+    "fraud_vs_quix": "fraud at_least_once >= the Quix peer of the same run (--peers quix)",
+    "fraud_eos_vs_quix": "fraud exactly_once >= the Quix peer of the same run (--peers quix)",
     "recovery": "recovery of a 1 M-key table < 60 s",
     "rss": "worker RSS < 500 MB at 1 M cards",
 }
@@ -60,6 +62,7 @@ def summarize(
                     f"{_num(r.get('other_cpu_per_wall'), '{:.2f}')}/s",
                 ]
             )
+    rows.extend(peer_rows(results, ratio))
     for g in GUARANTEES:
         r = results.get(f"fraud_{g}")
         if r and r.get("changelog"):
@@ -178,6 +181,10 @@ def _verdicts(
     if cpus:
         detail = ", ".join(f"{g} {c:.0f}" for g, c in cpus.items())
         put("cpu_per_event", max(cpus.values()) <= 150, detail)
+    for g, key in (("at_least_once", "fraud_vs_quix"), ("exactly_once", "fraud_eos_vs_quix")):
+        verdict = peer_verdict(results.get(f"fraud_{g}"), results.get(f"quix_{g}"))
+        if verdict is not None:
+            out[key] = verdict
     lat_eos = results.get("latency_exactly_once")
     if lat_eos and lat_eos.get("p99_ms") is not None:
         interval = _commit_interval(lat_eos)
@@ -214,6 +221,71 @@ def _verdicts(
         rss_mb = rss * 1.048576
         put("rss", rss_mb < 500 if full else None, f"{rss_mb:.0f} MB{note}")
     return out
+
+
+def same_alerts(vigil: dict[str, Any] | None, peer: dict[str, Any]) -> bool | None:
+    """Whether a peer did the same work as Vigil's fraud run of its guarantee: as many alerts
+    (the peer's read back from its topic, Vigil's counted by the worker). None: no Vigil run."""
+    theirs = peer.get("alerts")
+    ours = (vigil or {}).get("alerts", peer.get("vigil_alerts"))
+    if ours is None or theirs is None:
+        return None
+    return int(ours) == int(theirs)
+
+
+def peer_rows(results: dict[str, Any], ratio: Any) -> list[list[str]]:
+    """One row per peer run (`--peers`): rate, share of baseline, CPU per event, and whether
+    its alerts match Vigil's fraud run of the same guarantee."""
+    rows = []
+    for g in GUARANTEES:
+        r = results.get(f"quix_{g}")
+        if not r:
+            continue
+        same = same_alerts(results.get(f"fraud_{g}"), r)
+        vigil = (results.get(f"fraud_{g}") or {}).get("alerts", r.get("vigil_alerts"))
+        alerts = f"{_num(r.get('alerts'))} alerts"
+        alerts += {
+            True: " = Vigil's",
+            False: f" DIFFER from Vigil's {_num(vigil)}",
+            None: " (no Vigil run to compare)",
+        }[same]
+        notes = [
+            f"{r['events']:,} txns",
+            f"{_num(r.get('cpu_us_per_event'))} CPU-us/ev",
+            alerts,
+            f"changelog {_num(r.get('changelog_records_per_update'), '{:.3f}')}/update",
+            f"max commit stall {_num(r.get('max_commit_stall_s'), '{:.1f}')} s",
+            f"others' CPU {_num(r.get('other_cpu_per_wall'), '{:.2f}')}/s",
+        ]
+        rows.append(
+            [
+                f"quix peer, {g}",
+                f"{_num(r.get('events_per_s'))} ev/s",
+                ratio(r.get("events_per_s")),
+                "; ".join(notes),
+            ]
+        )
+    return rows
+
+
+def peer_verdict(
+    vigil: dict[str, Any] | None, peer: dict[str, Any] | None
+) -> dict[str, str] | None:
+    """PASS when Vigil's fraud rate >= the peer's of the same guarantee and run; not judged
+    ("-") when the alert counts differ (then the two did not do the same work)."""
+    if not vigil or not peer or not vigil.get("events_per_s") or not peer.get("events_per_s"):
+        return None
+    ours, theirs = vigil["events_per_s"], peer["events_per_s"]
+    detail = f"Vigil {ours:,.0f} ev/s vs Quix {theirs:,.0f} ev/s ({ours / theirs:.2f}x)"
+    cpu_ours, cpu_theirs = vigil.get("cpu_us_per_event"), peer.get("cpu_us_per_event")
+    if cpu_ours and cpu_theirs:
+        detail += f"; CPU-us/ev {cpu_ours:.0f} vs {cpu_theirs:.0f}"
+    if same_alerts(vigil, peer) is False:
+        detail += (
+            f"; not judged: alerts differ (Vigil {vigil.get('alerts')}, Quix {peer.get('alerts')})"
+        )
+        return {"status": "-", "detail": detail}
+    return {"status": "PASS" if ours >= theirs else "MISS", "detail": detail}
 
 
 def _commit_interval(result: dict[str, Any]) -> float:
