@@ -251,6 +251,7 @@ def peer_rows(results: dict[str, Any], ratio: Any) -> list[list[str]]:
         }[same]
         notes = [
             f"{r['events']:,} txns",
+            f"processed {_num(r.get('processed_events_per_s'))} ev/s",
             f"{_num(r.get('cpu_us_per_event'))} CPU-us/ev",
             alerts,
             f"changelog {_num(r.get('changelog_records_per_update'), '{:.3f}')}/update",

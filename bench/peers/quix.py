@@ -27,6 +27,7 @@ Needs quixstreams (`.venv/bin/pip install -e '.[bench]'`); this module imports i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +44,9 @@ from app.settings import Settings
 
 #: The one entry of a card's Quix state (Quix scopes state by the message key, the card id).
 STATE_KEY = b"card"
+#: Every this many records the peer writes its processed count to `--progress` (a second rate,
+#: of processed rather than committed events, like the Vigil worker's scraped counter).
+PROGRESS_EVERY = 500
 #: `--guarantee` (Vigil's spelling) -> Quix's `processing_guarantee`.
 GUARANTEES = {"at_least_once": "at-least-once", "exactly_once": "exactly-once"}
 
@@ -69,12 +73,14 @@ class Counts:
 class CardRules:
     """One transaction in (raw value and key, the card's state), its alert out (or None)."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        """The worker's rule configuration (`Settings().fraud_config()`), no place labels."""
+    def __init__(self, settings: Settings | None = None, progress: Path | None = None) -> None:
+        """The worker's rule configuration (`Settings().fraud_config()`), no place labels;
+        `progress`: a file to write the processed count to every `PROGRESS_EVERY` records."""
         settings = settings if settings is not None else Settings()
         self.detector = FraudDetector(settings.fraud_config())
         self.places = InMemoryFeedback(self.detector.config).places
         self.counts = Counts()
+        self.progress = progress
 
     def __call__(
         self, value: bytes, key: bytes, timestamp: int, headers: Any, state: KeyState
@@ -85,6 +91,8 @@ class CardRules:
         record: Vigil dead-letters those, the peer only counts them)."""
         counts = self.counts
         counts.processed += 1
+        if self.progress is not None and counts.processed % PROGRESS_EVERY == 0:
+            write_progress(self.progress, counts.processed)
         decoded = TRANSACTIONS(value, key)
         if isinstance(decoded, Rejected):
             counts.rejected += 1
@@ -103,6 +111,21 @@ class CardRules:
         return orjson.dumps(result.alert)
 
 
+def write_progress(path: Path, processed: int) -> None:
+    """Replace `path`'s content with the count, atomically (the benchmark reads it meanwhile)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{processed}\n")
+    os.replace(tmp, path)
+
+
+def read_progress(path: Path) -> int | None:
+    """The last count `write_progress` wrote, None before the first."""
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _raw(value: bytes) -> bytes:
     """The state's values are already bytes (`CardState.to_bytes()`): stored as they are."""
     return value
@@ -113,7 +136,7 @@ def run(args: argparse.Namespace) -> Counts:
     from quixstreams import Application
     from quixstreams.state.rocksdb import RocksDBOptions
 
-    rules = CardRules()
+    rules = CardRules(progress=args.progress)
     app = Application(
         broker_address=args.bootstrap,
         consumer_group=args.group,
@@ -147,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guarantee", choices=sorted(GUARANTEES), required=True)
     p.add_argument("--commit-interval", type=float, required=True, help="seconds")
     p.add_argument("--state-dir", type=Path, required=True)
+    p.add_argument("--progress", type=Path, help="file for the processed count (optional)")
     args = p.parse_args(argv)
     try:
         import quixstreams  # noqa: F401

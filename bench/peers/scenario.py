@@ -31,7 +31,8 @@ from bench.kafka import (
     make_topics,
     produce,
 )
-from bench.scenarios.common import Context, avg_len
+from bench.peers.quix import PROGRESS_EVERY, read_progress
+from bench.scenarios.common import Context, _processed_rate, avg_len
 from bench.worker import REPO, cpu_seconds, machine_cpu_seconds
 
 
@@ -104,9 +105,12 @@ async def quix(ctx: Context, guarantee: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.peers.quix", "--bootstrap", ctx.broker.bootstrap]
     cmd += ["--input", topic_in, "--output", topic_out, "--group", group]
     cmd += ["--guarantee", guarantee, "--commit-interval", str(interval)]
-    cmd += ["--state-dir", str(workdir / "state")]
+    progress = workdir / "progress"
+    cmd += ["--state-dir", str(workdir / "state"), "--progress", str(progress)]
     log_path = workdir / "peer.log"
     trace = CommitTrace()
+    processed: list[tuple[float, float]] = []
+    next_read = 0.0
     first_seen = False
     cpu0 = cpu1 = b0 = b1 = s0 = s1 = m0 = m1 = 0.0
     rss: float | None = None
@@ -130,6 +134,11 @@ async def quix(ctx: Context, guarantee: str) -> dict[str, Any]:
                             s1, m1 = time.process_time(), machine_cpu_seconds()
                             rss = rss_mib(proc.pid)
                             break
+                    if now >= next_read:  # the processed count, every 0.5 s (as Vigil's scrape)
+                        count = read_progress(progress)
+                        if count is not None:
+                            processed.append((now, float(count)))
+                        next_read = now + 0.5
                     if proc.poll() is not None:
                         tail = _tail(log_path)
                         raise RuntimeError(f"{tag}: the peer exited {proc.returncode}:\n{tail}")
@@ -157,6 +166,8 @@ async def quix(ctx: Context, guarantee: str) -> dict[str, Any]:
         "events_in_window": events,
         "events": n,
         "max_commit_stall_s": round(trace.max_stall(0, n), 2),
+        # Counted every PROGRESS_EVERY records: the last few hundred may not show.
+        "processed_events_per_s": _processed_rate(processed, n - n % PROGRESS_EVERY),
         "source": ctx.fraud_source,
         "avg_value_bytes": round(avg_len(records), 1),
         "commit_interval_s": interval,

@@ -108,3 +108,16 @@ def test_summary_is_the_last_json_object_line():
     text = 'WARNING something\n{"peer": "quix", "alerts": 3}\n[1, 2]\nbye\n'
     assert last_json_line(text) == {"peer": "quix", "alerts": 3}
     assert last_json_line("no summary\n{broken") == {}
+
+
+def test_progress_is_written_every_so_many_records_and_read_back(tmp_path):
+    from bench.peers.quix import PROGRESS_EVERY, read_progress
+
+    path = tmp_path / "progress"
+    assert read_progress(path) is None
+    records, _ = data.fraud_traffic(PROGRESS_EVERY + 10, seed=5)
+    rules = CardRules(progress=path)
+    states: dict[bytes, DictState] = {}
+    for key, value in records:
+        rules(value, key, 0, None, states.setdefault(key, DictState()))
+    assert read_progress(path) == PROGRESS_EVERY
