@@ -34,9 +34,12 @@ HABIT_WINDOWS = (1, 7, 30)
 LABEL_WINDOWS = (1, 7, 28)
 #: "amount >= X" steps (a 1-2-5 series): lets a linear model score amount bands apart.
 AMOUNT_STEPS = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
-#: "amount >= R x the card's 30-day mean" steps: a habit broken by how much, not just "more".
-RATIO_STEPS = (2, 3, 5)
+#: "amount >= R x the card's 30-day mean" steps: a habit broken by how much, not just "more"
+#: (a piecewise curve of the ratio for a linear model; finer than 2/3/5: handbook shape, 60
+#: days, AP 0.688 -> 0.693, compromised cards 0.700 -> 0.714).
+RATIO_STEPS = (1.5, 2, 2.5, 3, 4, 5, 7)
 _LOG_RATIO_STEPS = tuple(math.log(r) for r in RATIO_STEPS)
+_LOG_TWO = math.log(2)
 #: Weeks of a place's fraud episode told apart (the last bin: that many weeks or more).
 EPISODE_WEEKS = 6
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
@@ -234,9 +237,10 @@ def extract(
     x += [1.0 if amount >= step else 0.0 for step in AMOUNT_STEPS]
     ratio = x[3]  # amount_vs_mean_30d: log(amount + 1) - log(mean + 1), 0 without history
     x += [1.0 if ratio >= step else 0.0 for step in _LOG_RATIO_STEPS]
-    # The one cross feature: a card with confirmed fraud, now spending far above its habit
-    # (a compromised card keeps being used, with inflated amounts, after its first chargeback).
-    x.append(1.0 if card_labels[2] and ratio >= _LOG_RATIO_STEPS[0] else 0.0)
+    # The one cross feature: a card with confirmed fraud, now spending far above (2 x) its
+    # habit (a compromised card keeps being used, with inflated amounts, after its first
+    # chargeback).
+    x.append(1.0 if card_labels[2] and ratio >= _LOG_TWO else 0.0)
     return x
 
 

@@ -33,7 +33,7 @@ from app.contract.events import Feedback
 from app.detect.state import DAY_MS
 from app.score.config import ScoreConfig
 from app.score.features import FEATURES, LABEL_WINDOWS, N_FEATURES
-from app.score.model import OnlineLogistic
+from app.score.model import BANDS, TILINGS, OnlineLogistic
 
 SNAPSHOT_VERSION = 4
 PENDING, NEGATIVE, SKIPPED, POSITIVE = 0, 1, 2, 3
@@ -387,11 +387,14 @@ class DelayedLearner:
     def summary(self) -> dict[str, Any]:
         """The read-only view of `/model`: version, labels learned, weights."""
         weights = dict(zip(FEATURES, self.model.weights, strict=True))
-        bands = self.model.bands
+        model = self.model
+        width = model.band_width
+        fine = width / TILINGS  # the curve is constant between the grids' band edges
+        size = (model.band_feature or 0) + 1  # a vector long enough to hold the band feature
         curve = {
-            f"{math.expm1(i * self.model.band_width):.2f}": round(w, 4)
-            for i, w in enumerate(bands)
-            if w
+            f"{math.expm1(i * fine):.2f}": round(w, 4)
+            for i in range(BANDS * TILINGS)
+            if (w := model.band_weight([(i + 0.5) * fine] * size))
         }
         return {
             "kind": "logistic" if self.active else "rules",
@@ -407,5 +410,6 @@ class DelayedLearner:
             "learned": dict(self.counts),
             "bias": self.model.bias,
             "weights": dict(sorted(weights.items(), key=lambda kv: -abs(kv[1]))),
-            "amount_bands": curve,  # learned weight per 5 % amount band, keyed by its floor
+            # the learned amount curve (all grids summed) per 5 % / TILINGS step, by its floor
+            "amount_bands": curve,
         }

@@ -12,9 +12,12 @@ plain list of numbers, and about a tenth of River's per-example cost (see bench/
   with a small L2 decay. Examples carry a weight (1 here; kept for callers that weight).
 - A learned curve over one feature (`band_feature`, the log amount): its value is cut into
   bands `band_width` wide (5 % of the amount) and each band has its own weight, learned with
-  the same AdaGrad step, one band per example. A linear weight can only say "more is
-  riskier"; the bands learn where risk jumps (a fraud ring's favourite amounts, a bar above
-  which everything is fraud) without a threshold written down anywhere.
+  the same AdaGrad step. A linear weight can only say "more is riskier"; the bands learn
+  where risk jumps (a fraud ring's favourite amounts, a bar above which everything is fraud)
+  without a threshold written down anywhere. There are `TILINGS` such grids, each shifted by
+  a `1 / TILINGS` of a band (tile coding): an amount's curve value is the sum of its band's
+  weight in each, so the curve generalises over 5 % but places a jump to 5 % / TILINGS (one
+  grid alone leaves the band that straddles the bar half legit, half fraud).
 - Imbalance: the learner keeps only a sample of negatives (rate `r`); the raw logit then
   overstates the odds by 1/r, and `predict` subtracts log(1/r) (King & Zeng's prior
   correction) so the score stays an estimate of the probability of fraud.
@@ -28,6 +31,7 @@ from typing import Any
 
 _CLIP = 8.0
 BANDS = 512
+TILINGS = 4
 BAND_LR_FACTOR = 10.0
 
 
@@ -71,8 +75,8 @@ class OnlineLogistic:
         """`offset` is added to every logit at prediction (the prior correction, <= 0)."""
         self.band_feature = band_feature
         self.band_width = band_width
-        self.bands = [0.0] * BANDS  # weight per band of `band_feature`
-        self._band_g2 = [0.0] * BANDS
+        self.bands = [0.0] * (BANDS * TILINGS)  # weight per band of `band_feature`, per grid
+        self._band_g2 = [0.0] * (BANDS * TILINGS)
         self.n = n
         self.lr = lr
         self.l2 = l2
@@ -94,17 +98,21 @@ class OnlineLogistic:
             out.append(_CLIP if v > _CLIP else -_CLIP if v < -_CLIP else v)
         return out
 
-    def band(self, x: Sequence[float]) -> int | None:
-        """The band of `x[band_feature]` (None without bands)."""
+    def band(self, x: Sequence[float]) -> list[int]:
+        """The index in `bands` of `x[band_feature]`'s band in each grid (none without bands)."""
         if self.band_feature is None:
-            return None
-        b = int(x[self.band_feature] / self.band_width)
-        return 0 if b < 0 else BANDS - 1 if b >= BANDS else b
+            return []
+        v = x[self.band_feature] / self.band_width
+        out = []
+        for k in range(TILINGS):
+            b = int(v + k / TILINGS)
+            out.append(k * BANDS + (0 if b < 0 else BANDS - 1 if b >= BANDS else b))
+        return out
 
     def band_weight(self, x: Sequence[float]) -> float:
-        """The learned weight of `x`'s band (0 without bands)."""
-        b = self.band(x)
-        return self.bands[b] if b is not None else 0.0
+        """The learned curve's value at `x` (0 without bands)."""
+        bands = self.bands
+        return sum(bands[b] for b in self.band(x))
 
     def logit(self, x: Sequence[float]) -> tuple[float, list[float]]:
         """The raw logit (without `offset`) and the standardised inputs it came from."""
@@ -157,12 +165,15 @@ class OnlineLogistic:
         g2[-1] += g * g
         if g:
             self.bias -= lr * g / (math.sqrt(g2[-1]) + 1e-9)
-        b = self.band(x)
-        if b is not None and g:
-            gb = g + l2 * self.bands[b]
-            self._band_g2[b] += gb * gb
-            # Each band learns from few examples: ten times the step of a dense weight.
-            self.bands[b] -= BAND_LR_FACTOR * lr * gb / (math.sqrt(self._band_g2[b]) + 1e-9)
+        if g:
+            bands, band_g2 = self.bands, self._band_g2
+            # Each band learns from few examples: ten times the step of a dense weight, shared
+            # by the grids.
+            step = BAND_LR_FACTOR / TILINGS * lr
+            for b in self.band(x):
+                gb = g + l2 * bands[b]
+                band_g2[b] += gb * gb
+                bands[b] -= step * gb / (math.sqrt(band_g2[b]) + 1e-9)
 
     def to_dict(self) -> dict[str, Any]:
         """Every learned number, for a snapshot."""
@@ -182,6 +193,10 @@ class OnlineLogistic:
         """Take the learned numbers of `to_dict` (same feature count) back."""
         if data["n"] != self.n:
             raise ValueError(f"snapshot has {data['n']} features, this model {self.n}")
+        if len(data["bands"]) != len(self.bands):
+            raise ValueError(
+                f"snapshot has {len(data['bands'])} bands, this model {len(self.bands)}"
+            )
         self.seen = int(data["seen"])
         self.weights = [float(v) for v in data["weights"]]
         self.bias = float(data["bias"])

@@ -73,3 +73,17 @@ def test_snapshot_round_trip_is_exact() -> None:
         copy.learn(x, y)
     assert copy.to_dict() == model.to_dict()
     assert copy.predict([1.0, 1.0, 1.0]) == model.predict([1.0, 1.0, 1.0])
+
+
+def test_the_amount_curve_places_a_jump_finer_than_one_band() -> None:
+    # Everything above 220 is fraud: the band of one grid that straddles 220 (5 % wide) is
+    # half legit, half fraud, but the shifted grids together place the jump to ~1.25 %.
+    model = OnlineLogistic(1, lr=0.05, band_feature=0)
+    rng = random.Random(3)
+    for _ in range(20_000):
+        amount = rng.uniform(150, 300)
+        model.learn([math.log(amount + 1)], 1 if amount > 220 else 0)
+    assert model.predict([math.log(225 + 1)]) > 0.9
+    assert model.predict([math.log(216 + 1)]) < 0.1
+    above, below = (model.band_weight([math.log(a + 1)]) for a in (225, 216))
+    assert above > below + 3.0
