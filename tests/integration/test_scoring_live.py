@@ -11,13 +11,12 @@ import asyncio
 import json
 import urllib.request
 
-import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.devtools.generate.labelled import DAY, START_MS, build
 from app.score.features import FEATURES
-from app.score.follower import TRAINING_TOPIC_SUFFIX, apply_record
+from app.score.follower import EXAMPLE_MAGIC, TRAINING_TOPIC_SUFFIX, apply_record, example_of
 from app.score.learner import DelayedLearner
 from app.settings import Settings
 from tests.replay_compare import envelope, replay_outputs
@@ -139,9 +138,9 @@ def test_two_workers_share_one_model_and_score_like_replay(deployment, tmp_path)
     records = asyncio.run(read_training(deployment.bootstrap, topic))
     examples = {}
     for _, value in records:
-        obj = orjson.loads(value)
-        if obj["kind"] == "example":
-            examples[obj["txn_id"]] = obj["x"]
+        if value[:1] == EXAMPLE_MAGIC:
+            example = example_of(value)
+            examples[example.txn_id] = list(example.x or ())
     test_ids = [v["txn_id"] for _, _, v in second]
     at = learner_at(records, {scores[t]["model"]["offset"] for t in test_ids})
     for t in test_ids:
