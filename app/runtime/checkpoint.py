@@ -152,7 +152,7 @@ class Checkpointer:
             with suppress(Exception):
                 await producer.abort_transaction()
             raise
-        self._persist(txn.partition, staged, {t: s.last_offset for t, s in last.items()})
+        self._persist(txn, staged, {t: s.last_offset for t, s in last.items()})
 
     async def _commit_at_least_once(
         self, work: list[tuple[PartitionTransaction, Staged]], offsets: dict[Any, int]
@@ -174,13 +174,16 @@ class Checkpointer:
             except Exception as exc:
                 raise CheckpointError(f"offset commit failed: {exc!r}") from exc
         for txn, staged, last in pending:
-            self._persist(txn.partition, staged, {t: s.last_offset for t, s in last.items()})
+            self._persist(txn, staged, {t: s.last_offset for t, s in last.items()})
 
-    def _persist(self, partition: int, staged: Staged, offsets: dict[StateTable, int]) -> None:
+    def _persist(
+        self, txn: PartitionTransaction, staged: Staged, offsets: dict[StateTable, int]
+    ) -> None:
         """Kafka has the checkpoint: now RocksDB, one write batch per table partition."""
         for table, changes in staged.tables.items():
             if table in offsets:  # a table whose staged writes were all rolled back has none
-                table.store(partition).write(changes, offsets[table])
+                table.store(txn.partition).write(changes, offsets[table])
+        txn.settle(staged)
         if self.on_committed is not None:
             self.on_committed(staged)
 

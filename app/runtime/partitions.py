@@ -86,17 +86,22 @@ def stream_names(app: Any) -> dict[str, str]:
 
 
 class Gate:
-    """Closed while a checkpoint runs: agents wait before taking their next event.
+    """One checkpoint at a time; agents wait only while the gate is held closed.
 
-    Handlers are synchronous, so no event is ever half processed when a checkpoint starts;
-    the gate only keeps events from being staged against state that a running checkpoint is
-    moving from the staged set to RocksDB.
+    A checkpoint takes each partition's staged work at its start; events staged while it
+    runs read what it took until it is in RocksDB (`PartitionTransaction.settle`), so agents
+    go on processing through a checkpoint (until session 5 the gate closed for every
+    checkpoint: the agents stood still for its whole produce-and-commit round trip).
+    The gate closes when a rebalance forgets the transactions while a checkpoint still runs
+    (`hold_until_checkpointed`): their successors would read RocksDB before that checkpoint
+    wrote it. Handlers are synchronous, so no event is half processed at either moment.
     """
 
     def __init__(self) -> None:
         self._open = asyncio.Event()
         self._open.set()
         self._lock = asyncio.Lock()
+        self.running = False
 
     @property
     def closed(self) -> bool:
@@ -106,13 +111,20 @@ class Gate:
         await self._open.wait()
 
     @asynccontextmanager
-    async def closed_for_checkpoint(self) -> Any:
+    async def checkpointing(self) -> Any:
+        """Run one checkpoint (after any running one); reopen the gate when it ends."""
         async with self._lock:
-            self._open.clear()
+            self.running = True
             try:
                 yield
             finally:
+                self.running = False
                 self._open.set()
+
+    def hold_until_checkpointed(self) -> None:
+        """Agents wait until the running checkpoint (if any) has ended."""
+        if self.running:
+            self._open.clear()
 
 
 class PartitionTransactions:
@@ -209,7 +221,7 @@ class PartitionTransactions:
         exits (EXIT_CHECKPOINT_FAILED) and its restart resumes from what Kafka committed. While
         no broker answers it waits. Meanwhile `/readyz` says it is not ready.
         """
-        async with self.gate.closed_for_checkpoint():
+        async with self.gate.checkpointing():
             await self._exit_if_halted_too_long()
             txns = [t for t in self._by_tid.values() if t.dirty and not t.halted]
             try:
@@ -307,6 +319,7 @@ class PartitionTransactions:
 
     def drop_all(self) -> None:
         """Forget every partition's transaction (staged work included): after a rebalance."""
+        self.gate.hold_until_checkpointed()
         self._by_source.clear()
         self._by_tid.clear()
         self._halted_since = None

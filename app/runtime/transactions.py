@@ -113,6 +113,7 @@ class PartitionTransaction:
     """
 
     __slots__ = (
+        "_inflight",
         "_next",
         "_offsets",
         "_outputs",
@@ -131,6 +132,9 @@ class PartitionTransaction:
         self.transactional_id = transactional_id
         self.partition = partition
         self._staged: dict[StateTable, dict[bytes, bytes | None]] = {}
+        #: What a running checkpoint took and has not yet written to RocksDB: events staged
+        #: meanwhile read it (under the staged writes, over the store).
+        self._inflight: dict[StateTable, dict[bytes, bytes | None]] | None = None
         self._outputs: list[Output] = []
         self._offsets: dict[Any, int] = {}
         #: Per input partition, the offset after the last event this transaction took (across
@@ -157,12 +161,19 @@ class PartitionTransaction:
         return store
 
     def get(self, table: StateTable, key: bytes) -> bytes | None:
-        """The value of `key`: as staged in this transaction, else as stored (committed)."""
+        """The value of `key`: as staged in this transaction, else as a running checkpoint
+        is committing it, else as stored (committed)."""
         staged = self._staged.get(table)
         if staged is not None:
             value = staged.get(key, _MISSING)
             if value is not _MISSING:
                 return value  # type: ignore[no-any-return]
+        if self._inflight is not None:
+            inflight = self._inflight.get(table)
+            if inflight is not None:
+                value = inflight.get(key, _MISSING)
+                if value is not _MISSING:
+                    return value  # type: ignore[no-any-return]
         return self._store(table).get(key)
 
     def put(self, table: StateTable, key: bytes, value: bytes | None) -> None:
@@ -180,9 +191,13 @@ class PartitionTransaction:
     def items(self, table: StateTable) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) of the partition as this transaction sees it (Faust keys too)."""
         staged = self._staged.get(table, {})
+        inflight = (self._inflight or {}).get(table, {})
         for key, value in self._store(table).items():
-            if key not in staged:
+            if key not in staged and key not in inflight:
                 yield key, value
+        for key, inflight_value in inflight.items():
+            if inflight_value is not None and key not in staged:
+                yield key, inflight_value
         for key, staged_value in staged.items():
             if staged_value is not None:
                 yield key, staged_value
@@ -263,10 +278,27 @@ class PartitionTransaction:
         return bool(self._offsets or self._outputs or self._staged)
 
     def take(self) -> Staged:
-        """Hand everything staged to a checkpoint and start empty."""
-        staged = Staged(self._staged, self._outputs, self._offsets)
+        """Hand everything staged to a checkpoint and start empty.
+
+        The table writes taken stay readable (`get`, `items`) until the checkpoint has
+        written them to RocksDB (`settle`), so events go on being staged while it runs.
+        """
+        tables = self._staged
+        if self._inflight is not None:  # not settled: its checkpoint failed (never expected
+            # here: a refused checkpoint halts the partition); keep both, the newer on top
+            merged = {t: dict(changes) for t, changes in self._inflight.items()}
+            for table, changes in tables.items():
+                merged.setdefault(table, {}).update(changes)
+            tables = merged
+        self._inflight = tables or None
+        staged = Staged(tables, self._outputs, self._offsets)
         self._staged, self._outputs, self._offsets = {}, [], {}
         self._undo.clear()
         self._outputs_mark = 0
         self.state_updates = 0
         return staged
+
+    def settle(self, staged: Staged) -> None:
+        """`staged` (what `take` returned) is in RocksDB now: reads go to the store again."""
+        if self._inflight is staged.tables:
+            self._inflight = None

@@ -475,3 +475,51 @@ async def test_records_of_one_partition_go_out_in_order_in_full_batches():
     assert len(futures) == 3  # 2 + 2 + 1 with FakeBatch.capacity 2
     assert kafka.committed(OUT)[1:] == records
     assert sent.count == 1 and sent.last_offset == 5
+
+
+class SlowCommit(TxnProducer):
+    """Commits only when `release` is set: events are handled while the checkpoint runs."""
+
+    def __init__(self, kafka: FakeKafka) -> None:
+        super().__init__(kafka)
+        self.release = asyncio.Event()
+        self.committing = asyncio.Event()
+
+    async def commit_transaction(self) -> None:
+        self.committing.set()
+        await self.release.wait()
+        await super().commit_transaction()
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_events_handled_during_a_checkpoint_read_what_it_is_committing(fail):
+    """The store is written only after the commit; meanwhile new events see the taken
+    writes (not the older store), and what they stage goes to the next checkpoint. A
+    checkpoint that fails leaves the store at the previous one."""
+    kafka, table = FakeKafka(), Table()
+    worker = Worker(kafka, table)
+    producer = SlowCommit(kafka)
+    worker.checkpointer.producer_for = lambda tid: producer
+    for offset in range(4):  # a b a c
+        worker.handle(offset, EVENTS[offset])
+    running = asyncio.ensure_future(worker.checkpointer.checkpoint([worker.txn]))
+    await producer.committing.wait()
+    assert table.store(0).data == {}  # nothing in RocksDB before Kafka committed
+    for offset in range(4, 7):  # b b c: counted on top of the running checkpoint's a2 b1 c1
+        worker.handle(offset, EVENTS[offset])
+    assert worker.txn.get(table, b"b") == b"3" and worker.txn.get(table, b"a") == b"2"
+    assert sorted(v for _, v in worker.txn.items(table)) == [b"2", b"2", b"3"]
+    if fail:
+        kafka.fail = "commit"
+    producer.release.set()
+    if fail:
+        with pytest.raises(CheckpointError):
+            await running
+        assert table.store(0).data == {} and kafka.committed(OUT) == []
+        return
+    await running
+    assert table.store(0).data == {b"a": b"2", b"b": b"1", b"c": b"1"}
+    assert worker.txn.get(table, b"b") == b"3"  # staged, over the store now
+    await worker.checkpointer.checkpoint([worker.txn])
+    assert table.store(0).data == {b"a": b"2", b"b": b"3", b"c": b"2"}
+    assert outputs(kafka) == [b"a#1", b"b#1", b"a#2", b"c#1", b"b#2", b"b#3", b"c#2"]
