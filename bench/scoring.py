@@ -7,19 +7,26 @@ difference (features + model, the issue's <= 50 us target), and one learning ste
 (`OnlineLogistic.learn`, which every worker runs in its model follower, off the agent's path).
 Each is CPU time (`time.process_time`: on a shared machine wall time counts the others' load
 too), the best of three passes.
+
+`python -m bench.scoring --snapshot [N]`: the model snapshot's cost with N examples held
+(`snapshot_cost`): at once, and the longest stretch the follower's sectioned serialisation
+keeps the event loop.
 """
 
 from __future__ import annotations
 
+import random
 import time
+from array import array
 from typing import Any
 
-from app.contract.events import Transaction
+from app.contract.events import Feedback, Transaction
 from app.contract.intake import TRANSACTIONS, Rejected
 from app.detect.feedback import InMemoryFeedback
 from app.detect.fraud import FraudDetector
 from app.detect.state import CardState
-from app.score.learner import DelayedLearner
+from app.score.features import N_FEATURES
+from app.score.learner import DelayedLearner, Example
 from app.score.scorer import RiskScorer
 from app.settings import Settings
 
@@ -85,8 +92,66 @@ def scoring_cost(records: list[Record], passes: int = 3) -> dict[str, Any]:
     }
 
 
+def held_learner(n_examples: int, seed: int = 7) -> DelayedLearner:
+    """A learner holding `n_examples` scored transactions (15 000 a day, so that 200 000 fit
+    in the label delay and late window; 2 000 cards, 5 000 places, one in 100 labelled fraud;
+    features half 0, a fifth 1, the rest any float): the state a snapshot has to write."""
+    rng = random.Random(seed)
+    learner = DelayedLearner(Settings().score_config())
+    start = 1_700_000_000_000
+    step = 86_400_000 // 15_000
+
+    def value() -> float:
+        r = rng.random()
+        return 0.0 if r < 0.5 else 1.0 if r < 0.7 else rng.uniform(-3, 6)
+
+    for i in range(n_examples):
+        ts = start + i * step
+        x = array("d", (value() for _ in range(N_FEATURES)))
+        place = f"t:p-{rng.randrange(5000)}"
+        learner.add_example(Example(f"tx-{i}", f"c-{rng.randrange(2000)}", place, ts, x))
+        if i % 100 == 0 and i >= 20_000:
+            learner.add_label(Feedback(f"tx-{i - 20_000}", "fraud", ts))
+    return learner
+
+
+def snapshot_cost(n_examples: int = 200_000) -> dict[str, Any]:
+    """CPU ms of one snapshot of a learner holding `n_examples`: at once (`to_bytes`), and
+    the longest stretch without yielding to the event loop when serialised section by section
+    (`snapshot_parts`, as the follower does: the sections are written in a thread, never
+    joined on the loop); its size and load time."""
+    learner = held_learner(n_examples)
+    start = time.process_time()
+    raw = learner.to_bytes(config="x")
+    whole = time.process_time() - start
+    longest = 0.0
+    parts = []
+    total = time.process_time()
+    for part in learner.snapshot_parts(config="x"):  # the time between two yields
+        parts.append(part)
+        now = time.process_time()
+        longest = max(longest, now - total)
+        total = now
+    assert b"".join(parts) == raw
+    start = time.process_time()
+    DelayedLearner.from_bytes(raw, learner.config)
+    load = time.process_time() - start
+    return {
+        "examples_held": len(learner.examples),
+        "snapshot_bytes": len(raw),
+        "snapshot_cpu_ms": round(whole * 1e3, 1),
+        "longest_loop_stall_cpu_ms": round(longest * 1e3, 1),
+        "load_cpu_ms": round(load * 1e3, 1),
+    }
+
+
 if __name__ == "__main__":
+    import sys
+
     from bench import data
 
-    records, _ = data.fraud_traffic(20_000, 7)
-    print(scoring_cost(records))
+    if sys.argv[1:2] == ["--snapshot"]:
+        print(snapshot_cost(int(sys.argv[2]) if len(sys.argv) > 2 else 200_000))
+    else:
+        records, _ = data.fraud_traffic(20_000, 7)
+        print(scoring_cost(records))

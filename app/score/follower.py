@@ -219,18 +219,19 @@ class ModelFollower:
 
     def save(self) -> Path | None:
         """Write the snapshot now, in one go (atomically: temporary file, then rename)."""
-        self._writer(self.learner.to_bytes(config=config_fingerprint(self.config)))()
+        self._writer(list(self.learner.snapshot_parts(config=config_fingerprint(self.config))))()
         return self.snapshot_path
 
     async def save_async(self) -> None:
         """Write the snapshot, serialised section by section on the loop (yielding between
-        sections) and written in a thread. Only the follower's own task may call it: nothing
-        else changes the learner, so the sections describe one state."""
+        sections) and written in a thread (never joined on the loop: 100 MB with 200 000
+        examples held). Only the follower's own task may call it: nothing else changes the
+        learner, so the sections describe one state."""
         parts = []
         for part in self.learner.snapshot_parts(config=config_fingerprint(self.config)):
             parts.append(part)
             await asyncio.sleep(0)
-        write = self._writer(b"".join(parts))
+        write = self._writer(parts)
         await asyncio.get_running_loop().run_in_executor(None, write)
 
     # -- following -----------------------------------------------------------------------------
@@ -302,8 +303,8 @@ class ModelFollower:
         finally:
             await consumer.stop()
 
-    def _writer(self, raw: bytes) -> Callable[[], None]:
-        """A function that writes `raw` as the snapshot of the learner's current offset."""
+    def _writer(self, parts: list[bytes]) -> Callable[[], None]:
+        """A function that writes `parts` as the snapshot of the learner's current offset."""
         path = self.snapshot_path
         offset = self.learner.offset
 
@@ -313,7 +314,7 @@ class ModelFollower:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".snap.tmp")
             with open(tmp, "wb") as fh:
-                fh.write(raw)
+                fh.writelines(parts)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import re
 
-import orjson
 import pytest
 
 from app.devtools.generate.labelled import DAY, START_MS, build
+from app.score.learner import DelayedLearner
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -45,10 +45,11 @@ def test_the_model_after_a_sigkill_is_the_one_learned(deployment):
     assert held, f"the model applied {model_view(worker)['fed']} of {len(history)} records"
     learned = model_view(worker)
     assert learned["updates"] > 100 and learned["frauds"] >= 3
-    snapshot = worker.workdir / "store" / "vigil" / "model" / "learner.json"
+    snapshot = worker.workdir / "store" / "vigil" / "model" / "learner.snap"
     held, _ = wait_until(
         lambda: (
-            snapshot.exists() and orjson.loads(snapshot.read_bytes())["offset"] == learned["offset"]
+            snapshot.exists()
+            and DelayedLearner.snapshot_head(snapshot.read_bytes())["offset"] == learned["offset"]
         ),
         timeout=30,
     )
