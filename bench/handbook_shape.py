@@ -228,6 +228,9 @@ def report(txs: list[list[Any]], scores: list[float], since_day: int) -> dict[st
         "auc": auc_roc(s, y),
         "ap": average_precision(s, y),
         "cp100": card_precision_at_k(rows, 100),
+        "cp100_ceiling": card_precision_at_k(
+            [Row(r.txn_id, r.card_id, r.ts, r.fraud, r.fraud) for r in rows], 100
+        ),
     }
     weeks: dict[int, list[Any]] = {}
     for r in rows:
