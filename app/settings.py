@@ -104,6 +104,13 @@ class Settings(BaseSettings):
         description="How often offsets (and transactions) are committed: outputs become "
         "visible at the commit, and a shorter interval costs CPU per event (README, Benchmark).",
     )
+    output_flush_s: float = Field(
+        0.01,
+        ge=0,
+        description="at_least_once: how often outputs are sent ahead of the checkpoint "
+        "(alerts within about this, not the commit interval); 0 sends them at the checkpoint "
+        "only. exactly_once sends outputs in the checkpoint's transaction always.",
+    )
     rocksdb_block_cache_mb: int = Field(
         16, ge=1, description="RocksDB block cache per table partition, MiB."
     )

@@ -26,7 +26,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from typing import Any, Protocol
 
-from app.runtime.transactions import CheckpointError, PartitionTransaction, Staged, StateTable
+from app.runtime.transactions import (
+    CheckpointError,
+    Output,
+    PartitionTransaction,
+    Staged,
+    StateTable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +164,7 @@ class Checkpointer:
         self, work: list[tuple[PartitionTransaction, Staged]], offsets: dict[Any, int]
     ) -> None:
         pending: list[tuple[PartitionTransaction, Staged, dict[StateTable, Sent]]] = []
-        futures: list[asyncio.Future[Any]] = []
+        futures: list[asyncio.Future[Any]] = [f for _, staged in work for f in staged.sent]
         try:
             for txn, staged in work:
                 producer = self.producer_for(txn.transactional_id)
@@ -188,6 +194,20 @@ class Checkpointer:
             self.on_committed(staged)
 
 
+async def send_outputs(
+    producer: Producer, outputs: list[Output], futures: list[asyncio.Future[Any]]
+) -> None:
+    """Send `outputs` in batches per topic-partition (their order kept within each)."""
+    by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+    for out in outputs:
+        records = by_tp.get((out.topic, out.partition))
+        if records is None:
+            records = by_tp[(out.topic, out.partition)] = []
+        records.append((out.key, out.value))
+    for (topic, partition), records in by_tp.items():
+        await send_records(producer, topic, partition, records, futures)
+
+
 async def _acked(futures: list[asyncio.Future[Any]]) -> None:
     """Wait for every batch's delivery; raise the first failure (in send order)."""
     for fut in futures:
@@ -215,14 +235,7 @@ async def send_all(
             last[table] = await send_records(
                 producer, table.changelog_topic, partition, changes.items(), futures
             )
-    by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
-    for out in staged.outputs:
-        records = by_tp.get((out.topic, out.partition))
-        if records is None:
-            records = by_tp[(out.topic, out.partition)] = []
-        records.append((out.key, out.value))
-    for (topic, out_partition), records in by_tp.items():
-        await send_records(producer, topic, out_partition, records, futures)
+    await send_outputs(producer, staged.outputs, futures)
     return last
 
 

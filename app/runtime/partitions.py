@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-from app.runtime.checkpoint import Checkpointer
+from app.runtime.checkpoint import Checkpointer, send_outputs
 from app.runtime.table_stores import FaustStateTable
 from app.runtime.transactions import (
     CheckpointError,
@@ -95,13 +95,19 @@ class Gate:
     The gate closes when a rebalance forgets the transactions while a checkpoint still runs
     (`hold_until_checkpointed`): their successors would read RocksDB before that checkpoint
     wrote it. Handlers are synchronous, so no event is half processed at either moment.
+
+    `VIGIL_CLOSED_CHECKPOINTS=1` closes the gate for every checkpoint again: a diagnostic
+    switch for A/B runs of the benchmark (read at start-up), not a setting.
     """
+
+    SWITCH = "VIGIL_CLOSED_CHECKPOINTS"
 
     def __init__(self) -> None:
         self._open = asyncio.Event()
         self._open.set()
         self._lock = asyncio.Lock()
         self.running = False
+        self.closed_checkpoints = os.environ.get(self.SWITCH, "0") == "1"
 
     @property
     def closed(self) -> bool:
@@ -111,10 +117,18 @@ class Gate:
         await self._open.wait()
 
     @asynccontextmanager
+    async def exclusive(self) -> Any:
+        """Run something that must not overlap a checkpoint (sending outputs ahead of it)."""
+        async with self._lock:
+            yield
+
+    @asynccontextmanager
     async def checkpointing(self) -> Any:
         """Run one checkpoint (after any running one); reopen the gate when it ends."""
         async with self._lock:
             self.running = True
+            if self.closed_checkpoints:
+                self._open.clear()
             try:
                 yield
             finally:
@@ -241,6 +255,37 @@ class PartitionTransactions:
                     self._halted_since = time.monotonic()
                     await self._rejoin()
                 return {}
+
+    async def send_ahead(self) -> int:
+        """at_least_once: send the outputs completed events staged, now; return how many.
+
+        Alerts then reach their readers within `VIGIL_OUTPUT_FLUSH_S` instead of at the next
+        checkpoint. The checkpoint still waits for every one of them to be acked before it
+        commits the offsets past their events, so nothing is lost; a crash in between sends
+        them again after the restart (at-least-once). Never under exactly_once: outputs are
+        part of the partition's Kafka transaction there.
+        """
+        if self.exactly_once:
+            return 0
+        sent = 0
+        async with self.gate.exclusive():
+            for txn in list(self._by_tid.values()):
+                if txn.halted:
+                    continue
+                outputs = txn.take_outputs()
+                if not outputs:
+                    continue
+                await self.start()  # the shared producer (started once)
+                futures: list[Any] = []
+                try:
+                    await send_outputs(self._shared, outputs, futures)
+                except Exception as exc:  # refused at once: the checkpoint must fail
+                    failed = asyncio.get_running_loop().create_future()
+                    failed.set_exception(exc)
+                    futures.append(failed)
+                txn.sent_ahead(futures)
+                sent += len(outputs)
+        return sent
 
     async def _rejoin(self) -> None:
         """Ask the group for the rebalance that resumes halted partitions (after a broker

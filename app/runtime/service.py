@@ -8,6 +8,8 @@ line naming the setting and exit code 2, like `vigil` itself (which checks them 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
 from typing import Any
 
@@ -18,6 +20,8 @@ from app.observe.metrics import VigilMetrics
 from app.runtime.faust_app import Topics, create_app
 from app.runtime.partitions import PartitionTransactions
 from app.settings import load_settings
+
+log = logging.getLogger(__name__)
 
 try:
     settings = load_settings()
@@ -62,3 +66,18 @@ async def _check_table_partitions(sender: Any, assigned: Any, **kwargs: Any) -> 
 @app.on_before_shutdown.connect  # type: ignore[arg-type]
 async def _stop_producers(sender: Any, **kwargs: Any) -> None:
     await transactions.stop()
+
+
+if settings.processing_guarantee == "at_least_once" and settings.output_flush_s > 0:
+
+    @app.task
+    async def _send_outputs_ahead() -> None:
+        # at_least_once: alerts go out within VIGIL_OUTPUT_FLUSH_S, not at the next checkpoint
+        # (which still waits for their acks before it commits: see send_ahead).
+        interval = settings.output_flush_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await transactions.send_ahead()
+            except Exception:  # the checkpoint fails for what could not be sent
+                log.exception("sending outputs ahead of the checkpoint failed")

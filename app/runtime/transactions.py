@@ -83,17 +83,21 @@ class Output:
 class Staged:
     """What a partition's events staged since the last checkpoint, taken as one unit."""
 
-    __slots__ = ("offsets", "outputs", "tables")
+    __slots__ = ("offsets", "outputs", "sent", "tables")
 
     def __init__(
         self,
         tables: dict[StateTable, dict[bytes, bytes | None]],
         outputs: list[Output],
         offsets: dict[Any, int],
+        sent: list[Any] | None = None,
     ) -> None:
         self.tables = tables
         self.outputs = outputs
         self.offsets = offsets
+        #: at_least_once: delivery futures of outputs sent ahead of this checkpoint
+        #: (`PartitionTransaction.take_outputs`): acked, or the checkpoint fails.
+        self.sent = sent if sent is not None else []
 
     @property
     def changelog_records(self) -> int:
@@ -113,6 +117,7 @@ class PartitionTransaction:
     """
 
     __slots__ = (
+        "_early",
         "_inflight",
         "_next",
         "_offsets",
@@ -136,6 +141,7 @@ class PartitionTransaction:
         #: meanwhile read it (under the staged writes, over the store).
         self._inflight: dict[StateTable, dict[bytes, bytes | None]] | None = None
         self._outputs: list[Output] = []
+        self._early: list[Any] = []  # futures of outputs sent ahead of the checkpoint
         self._offsets: dict[Any, int] = {}
         #: Per input partition, the offset after the last event this transaction took (across
         #: checkpoints, for as long as this worker owns the partition).
@@ -275,7 +281,23 @@ class PartitionTransaction:
 
     @property
     def dirty(self) -> bool:
-        return bool(self._offsets or self._outputs or self._staged)
+        return bool(self._offsets or self._outputs or self._staged or self._early)
+
+    def take_outputs(self) -> list[Output]:
+        """at_least_once: hand the outputs staged so far to be sent ahead of the checkpoint.
+
+        Called between events only (handlers are synchronous), so every output taken belongs
+        to a whole event. Their delivery futures come back through `sent_ahead`; the next
+        checkpoint waits for them before it commits any offset.
+        """
+        outputs = self._outputs
+        self._outputs = []
+        self._outputs_mark = 0
+        return outputs
+
+    def sent_ahead(self, futures: list[Any]) -> None:
+        """The delivery futures of outputs `take_outputs` handed out."""
+        self._early.extend(futures)
 
     def take(self) -> Staged:
         """Hand everything staged to a checkpoint and start empty.
@@ -291,8 +313,8 @@ class PartitionTransaction:
                 merged.setdefault(table, {}).update(changes)
             tables = merged
         self._inflight = tables or None
-        staged = Staged(tables, self._outputs, self._offsets)
-        self._staged, self._outputs, self._offsets = {}, [], {}
+        staged = Staged(tables, self._outputs, self._offsets, self._early)
+        self._staged, self._outputs, self._offsets, self._early = {}, [], {}, []
         self._undo.clear()
         self._outputs_mark = 0
         self.state_updates = 0

@@ -61,3 +61,32 @@ def test_live_alerts_equal_replay_across_a_restart(deployment, tmp_path, guarant
     alerted = {v["txn_id"] for _, v in live}
     assert {"a-5", "a-6", "b-6", "c-1", "d-4", "e-0", "g-0"} <= alerted
     assert "h-0" not in alerted and "a-4" not in alerted
+
+
+async def _committed(bootstrap: str, group: str) -> int:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(max(meta.offset, 0) for meta in offsets.values())
+
+
+def test_at_least_once_sends_alerts_ahead_of_the_checkpoint(deployment):
+    """at_least_once: alerts reach readers within VIGIL_OUTPUT_FLUSH_S, long before the
+    checkpoint (60 s here) commits the offsets of their transactions."""
+    import asyncio
+
+    deployment.env.update(VIGIL_PROCESSING_GUARANTEE="at_least_once", VIGIL_COMMIT_INTERVAL_S="60")
+    worker = deployment.worker().start().wait_ready()
+    first, second = fraud_story()
+    started = time.monotonic()
+    deployment.produce(first + second)  # e-0 alone alerts (large_amount), and more
+    live = deployment.consume("fraud_alerts", min_count=1, timeout=30, settle=0)
+    waited = time.monotonic() - started
+    committed = asyncio.run(_committed(deployment.bootstrap, deployment.env["VIGIL_APP_ID"]))
+    assert live, worker.tail()
+    assert waited < 30 and committed == 0, (waited, committed)

@@ -523,3 +523,33 @@ async def test_events_handled_during_a_checkpoint_read_what_it_is_committing(fai
     await worker.checkpointer.checkpoint([worker.txn])
     assert table.store(0).data == {b"a": b"2", b"b": b"3", b"c": b"2"}
     assert outputs(kafka) == [b"a#1", b"b#1", b"a#2", b"c#1", b"b#2", b"b#3", b"c#2"]
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_outputs_sent_ahead_are_acked_before_the_offsets_commit(fail):
+    """at_least_once: outputs taken between events go out before the checkpoint; the
+    checkpoint commits no offset past them unless every one was delivered."""
+    from app.runtime.checkpoint import send_outputs
+
+    kafka, table = FakeKafka(), Table()
+    worker = Worker(kafka, table, exactly_once=False)
+    producer = PlainProducer(kafka)
+    for offset in range(3):  # a b a
+        worker.handle(offset, EVENTS[offset])
+    futures: list[asyncio.Future[Any]] = []
+    if fail:
+        kafka.fail = "send"
+    await send_outputs(producer, worker.txn.take_outputs(), futures)
+    worker.txn.sent_ahead(futures)
+    if not fail:
+        assert outputs(kafka) == [b"a#1", b"b#1", b"a#2"]  # visible before any commit
+    assert TP not in kafka.offsets and worker.txn.dirty
+    worker.handle(3, EVENTS[3])  # c: staged as usual, sent by the checkpoint
+    if fail:
+        with pytest.raises(CheckpointError):
+            await worker.checkpointer.checkpoint([worker.txn])
+        assert TP not in kafka.offsets and table.store(0).data == {}
+        return
+    await worker.checkpointer.checkpoint([worker.txn])
+    assert outputs(kafka) == [b"a#1", b"b#1", b"a#2", b"c#1"]
+    assert kafka.offsets[TP] == 4 and table.store(0).data == {b"a": b"2", b"b": b"1", b"c": b"1"}
