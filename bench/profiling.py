@@ -6,6 +6,7 @@ a note. It samples the worker from outside (no code change, no import in the wor
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,8 @@ class Recorder:
         self.out = out
         self.cmd = [exe, "record", "--pid", str(pid), "--rate", str(rate)]
         self.cmd += ["--format", "raw", "--output", str(out), "--nonblocking"]
+        # e.g. BENCH_PYSPY_FLAGS="--idle --threads": where the threads wait, per thread
+        self.cmd += os.environ.get("BENCH_PYSPY_FLAGS", "").split()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Recorder:
