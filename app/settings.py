@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from app import broker_security
 from app.cart.config import CartConfig
 from app.detect.config import FraudConfig
 from app.exceptions import ConfigError
@@ -28,7 +29,6 @@ ENV_PREFIX = "VIGIL_"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-SSL_FILES = ("broker_ssl_cafile", "broker_ssl_certfile", "broker_ssl_keyfile")
 
 
 class Settings(BaseSettings):
@@ -203,61 +203,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _broker_security(self) -> Settings:
-        """The security settings fit together and their files load; else one `ConfigError`.
-
-        Raised as `ConfigError` (not `ValueError`) so the message names the setting at fault;
-        no message ever holds a secret's value.
-        """
-        protocol = self.security_protocol
-        user, password = self.broker_sasl_username, self.broker_sasl_password
-        if user and password is None:
-            raise ConfigError(
-                ENV_PREFIX + "BROKER_SASL_PASSWORD", "required with VIGIL_BROKER_SASL_USERNAME"
-            )
-        if password is not None and not user:
-            raise ConfigError(
-                ENV_PREFIX + "BROKER_SASL_USERNAME", "required with VIGIL_BROKER_SASL_PASSWORD"
-            )
-        if protocol.startswith("SASL_"):
-            if not user:
-                raise ConfigError(
-                    ENV_PREFIX + "BROKER_SASL_USERNAME",
-                    f"required with VIGIL_BROKER_SECURITY_PROTOCOL={protocol}",
-                )
-        else:
-            if user:
-                raise ConfigError(
-                    ENV_PREFIX + "BROKER_SASL_USERNAME",
-                    f"set, but VIGIL_BROKER_SECURITY_PROTOCOL={protocol} does not use SASL "
-                    f"(use SASL_{'SSL' if protocol == 'SSL' else 'PLAINTEXT'})",
-                )
-            if self.broker_sasl_mechanism != "PLAIN":
-                raise ConfigError(
-                    ENV_PREFIX + "BROKER_SASL_MECHANISM",
-                    f"set, but VIGIL_BROKER_SECURITY_PROTOCOL={protocol} does not use SASL",
-                )
-        tls = protocol in ("SSL", "SASL_SSL")
-        for name in (*SSL_FILES, "broker_ssl_key_password"):
-            if getattr(self, name) is not None and not tls:
-                raise ConfigError(
-                    ENV_PREFIX + name.upper(),
-                    f"set, but VIGIL_BROKER_SECURITY_PROTOCOL={protocol} does not use TLS "
-                    "(use SSL or SASL_SSL)",
-                )
-        for name in SSL_FILES:
-            path = getattr(self, name)
-            if path is not None and not path.is_file():
-                raise ConfigError(ENV_PREFIX + name.upper(), f"no such file: {path}")
-        if self.broker_ssl_keyfile is not None and self.broker_ssl_certfile is None:
-            raise ConfigError(
-                ENV_PREFIX + "BROKER_SSL_CERTFILE", "required with VIGIL_BROKER_SSL_KEYFILE"
-            )
-        if self.broker_ssl_key_password is not None and self.broker_ssl_certfile is None:
-            raise ConfigError(
-                ENV_PREFIX + "BROKER_SSL_CERTFILE", "required with VIGIL_BROKER_SSL_KEY_PASSWORD"
-            )
-        if tls:
-            self.kafka_ssl_context()  # unreadable PEM files or a wrong key password stop here
+        """The security settings fit together and their files load (`app.broker_security`)."""
+        broker_security.check(self)
         return self
 
     @classmethod
@@ -330,64 +277,12 @@ class Settings(BaseSettings):
         return "SASL_PLAINTEXT" if self.broker_sasl_username else "PLAINTEXT"
 
     def kafka_ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS context of every Kafka client (None without TLS); host names are checked.
-
-        `aiokafka.helpers.create_ssl_context`: verifies the broker's certificate against
-        `broker_ssl_cafile` (else the system's CAs) and its host name, always; presents the
-        client certificate when one is configured (mTLS). A file that does not load raises
-        `ConfigError` naming its setting.
-        """
-        if self.security_protocol not in ("SSL", "SASL_SSL"):
-            return None
-        from aiokafka.helpers import create_ssl_context
-
-        cafile, certfile = self.broker_ssl_cafile, self.broker_ssl_certfile
-        try:
-            context = create_ssl_context(cafile=str(cafile) if cafile else None)
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise ConfigError(
-                ENV_PREFIX + "BROKER_SSL_CAFILE", f"cannot load CA certificates: {_reason(exc)}"
-            ) from None
-        if certfile is not None:
-            keyfile, key_password = self.broker_ssl_keyfile, self.broker_ssl_key_password
-            try:
-                context.load_cert_chain(
-                    str(certfile),
-                    str(keyfile) if keyfile else None,
-                    key_password.get_secret_value() if key_password is not None else None,
-                )
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                raise ConfigError(
-                    ENV_PREFIX + "BROKER_SSL_CERTFILE",
-                    "cannot load the client certificate and key (VIGIL_BROKER_SSL_CERTFILE, "
-                    "VIGIL_BROKER_SSL_KEYFILE, VIGIL_BROKER_SSL_KEY_PASSWORD): " + _reason(exc),
-                ) from None
-        context.check_hostname = True  # create_ssl_context's default; never turned off
-        context.verify_mode = ssl.CERT_REQUIRED
-        return context
+        """The TLS context of every Kafka client (None without TLS): `app.broker_security`."""
+        return broker_security.ssl_context(self)
 
     def kafka_security_kwargs(self) -> dict[str, Any]:
-        """aiokafka's security arguments (protocol, SASL, TLS context); empty for PLAINTEXT.
-
-        The one place they are built: Vigil's own clients get them through
-        `kafka_client_kwargs()`, Faust the equivalent credentials (`broker_credentials` in
-        `app.runtime.faust_app`), so every connection to the broker is secured alike.
-        """
-        protocol = self.security_protocol
-        if protocol == "PLAINTEXT":
-            return {}
-        kwargs: dict[str, Any] = {"security_protocol": protocol}
-        if protocol.startswith("SASL_"):
-            assert self.broker_sasl_password is not None  # checked by _broker_security
-            kwargs.update(
-                sasl_mechanism=self.broker_sasl_mechanism,
-                sasl_plain_username=self.broker_sasl_username,
-                sasl_plain_password=self.broker_sasl_password.get_secret_value(),
-            )
-        context = self.kafka_ssl_context()
-        if context is not None:
-            kwargs["ssl_context"] = context
-        return kwargs
+        """aiokafka's security arguments (protocol, SASL, TLS context); empty for PLAINTEXT."""
+        return broker_security.client_kwargs(self)
 
     def kafka_client_kwargs(self) -> dict[str, Any]:
         """Connection arguments for Vigil's own aiokafka clients (beside Faust's).
@@ -397,13 +292,6 @@ class Settings(BaseSettings):
         admin reach a secured cluster too. Holds the password: never log it.
         """
         return {"bootstrap_servers": self.bootstrap_servers, **self.kafka_security_kwargs()}
-
-
-def _reason(exc: BaseException) -> str:
-    """An SSL/OS error in a few words (no secret is ever part of one)."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _ms(seconds: float) -> int:

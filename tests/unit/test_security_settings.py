@@ -220,3 +220,9 @@ def test_the_demo_refuses_a_secured_broker(tls):
     ):
         with pytest.raises(DemoError, match="plain, unauthenticated brokers only"):
             find_or_start_broker(settings)
+
+
+def test_broker_security_names_settings_with_the_settings_prefix():
+    from app import broker_security, settings
+
+    assert broker_security.ENV_PREFIX == settings.ENV_PREFIX
