@@ -72,17 +72,6 @@ class Example:
     x: array[float] | None
     status: int = PENDING
 
-    def to_list(self) -> list[Any]:
-        """The snapshot row of this example."""
-        x = self.x.tolist() if self.x is not None else None
-        return [self.txn_id, self.card_id, self.place, self.ts, x, self.status]
-
-    @classmethod
-    def of(cls, row: list[Any]) -> Example:
-        """The example of a snapshot row."""
-        x = array("d", row[4]) if row[4] is not None else None
-        return cls(row[0], row[1], row[2], row[3], x, row[5])
-
 
 def _section(kind: bytes, body: bytes) -> bytes:
     return kind + _LEN.pack(len(body)) + body
