@@ -101,7 +101,10 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from app.evaluate import format_report, run_evaluate
 
     since = parse_ts(args.since, "--since") if args.since else None
-    result = run_evaluate(args.scores, args.labels, field=args.field, k=args.k, since_ms=since)
+    until = parse_ts(args.until, "--until") if args.until else None
+    result = run_evaluate(
+        args.scores, args.labels, field=args.field, k=args.k, since_ms=since, until_ms=until
+    )
     if args.json:
         print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -167,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--field", default="score", help="score field (default score; rule_score)")
     p.add_argument("--k", type=int, default=100, help="cards per day for CP@k (default 100)")
     p.add_argument("--since", help="only transactions at or after this ts (RFC 3339)")
+    p.add_argument("--until", help="only transactions before this ts (RFC 3339)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_evaluate)
 

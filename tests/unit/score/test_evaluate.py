@@ -7,7 +7,14 @@ import math
 import orjson
 
 from app.cli import main
-from app.evaluate import Row, auc_roc, average_precision, card_precision_at_k, run_evaluate
+from app.evaluate import (
+    Row,
+    auc_roc,
+    average_precision,
+    card_precision_at_k,
+    run_evaluate,
+    weekly_card_precision_at_k,
+)
 from tests.unit.detect.helpers import DAY, T0
 
 
@@ -75,3 +82,29 @@ def test_the_command_on_scores_and_on_alerts(tmp_path, capsys) -> None:
     assert main(["evaluate", str(scores), str(labels), "--k", "2"]) == 0
     out = capsys.readouterr().out
     assert "AUC ROC 1.0000" in out and "CP@2 1.0000" in out
+
+
+def test_weekly_card_precision_starts_each_7_day_window_afresh() -> None:
+    # card A is fraud every week: caught in week 1, it counts again in week 2 (not over both)
+    rows = [Row(f"a{w}", "A", T0 + w * 7 * DAY, 1, 0.9) for w in range(2)]
+    rows += [Row(f"b{w}", "B", T0 + w * 7 * DAY, 0, 0.1) for w in range(2)]
+    assert card_precision_at_k(rows, k=1) == 0.5  # day 8: A already caught, B tops the day
+    assert weekly_card_precision_at_k(rows, k=1) == 1.0
+    assert math.isnan(weekly_card_precision_at_k([], k=1))
+
+
+def test_until_keeps_transactions_before_it(tmp_path) -> None:
+    labels = tmp_path / "labels.jsonl"
+    labels.write_bytes(
+        b"".join(
+            orjson.dumps({"txn_id": f"t-{d}", "card_id": "c", "ts": T0 + d * DAY, "fraud": 0})
+            + b"\n"
+            for d in range(3)
+        )
+    )
+    scores = tmp_path / "scores.jsonl"
+    scores.write_bytes(b"")
+    assert run_evaluate(scores, labels, until_ms=T0 + 2 * DAY)["transactions"] == 2
+    assert (
+        run_evaluate(scores, labels, since_ms=T0 + DAY, until_ms=T0 + 2 * DAY)["transactions"] == 1
+    )
