@@ -1,6 +1,6 @@
 """The risk model every worker holds (see `app.score.follower` for why a training topic).
 
-Started with the worker: it loads `<store>/vigil/model/learner.json` if there is one, follows
+Started with the worker: it loads `<store>/vigil/model/learner.snap` if there is one, follows
 `<app_id>-model-training` from that offset, and the fraud agent scores with `model.learner`.
 The worker is not ready, and the fraud agent holds its transactions, until the model has read
 everything committed when it started (as with the fraud labels).
