@@ -99,7 +99,7 @@ class Settings(BaseSettings):
         "once); then exit code 4.",
     )
     commit_interval_s: float = Field(
-        1.0,
+        0.5,
         gt=0,
         description="How often offsets (and transactions) are committed: outputs become "
         "visible at the commit, and a shorter interval costs CPU per event (README, Benchmark).",
