@@ -63,14 +63,14 @@ TRAINING_TOPIC_SUFFIX = "model-training"
 
 #: First byte of a binary example record (a JSON record starts with `{`).
 EXAMPLE_MAGIC = b"X"
-_HEAD = struct.Struct("<H")
+_HEAD = struct.Struct("<I")  # ids may be long: a record value may hold up to 1 MiB
 _LITTLE = sys.byteorder == "little"
 
 
 def example_value(example: Example) -> bytes:
     """The training-topic record of one scored transaction (`apply_record` reads it back).
 
-    Binary: `X`, the length of a JSON head `[txn_id, card_id, place, ts]` (2 bytes, little
+    Binary: `X`, the length of a JSON head `[txn_id, card_id, place, ts]` (4 bytes, little
     endian), the head, then the features as little-endian float64 (exact: the model every
     worker learns equals replay's). Every transaction writes one, and every worker reads
     every one: as JSON (a float list) it was ~2.5 times the bytes and ~5 % of a worker's CPU
@@ -89,8 +89,8 @@ def example_value(example: Example) -> bytes:
 def example_of(value: bytes) -> Example:
     """The example of a binary record (ValueError when it is not one)."""
     (size,) = _HEAD.unpack_from(value, 1)
-    end = 3 + size
-    txn_id, card_id, place, ts = orjson.loads(value[3:end])
+    end = 1 + _HEAD.size + size
+    txn_id, card_id, place, ts = orjson.loads(value[1 + _HEAD.size : end])
     body = memoryview(value)[end:]
     x: array[float] | None = None
     if len(body):

@@ -69,9 +69,20 @@ def test_labels_are_read_back():
     assert kind == "fraud"
 
 
-@pytest.mark.parametrize("raw", [b"X", b"X\x05\x00[1]", b"X\x02\x00[]", b"X\x02\x00[]abc"])
+@pytest.mark.parametrize(
+    "raw", [b"X", b"X\x05\x00\x00\x00[1]", b"X\x02\x00\x00\x00[]", b"X\x02\x00\x00\x00[]abc"]
+)
 def test_unreadable_records_are_skipped_and_logged(raw, caplog):
     learner = _learner()
     assert apply_record(learner, raw) is None
     assert learner.offset == 1 and not learner.examples
     assert "unreadable training record" in caplog.text
+
+
+def test_long_ids_round_trip():
+    """Ids are as long as a record allows (the hostile-input fuzz test sent a 70 000-char one)."""
+    long_id = "t" * 70_000
+    learner = _learner()
+    apply_record(learner, example_value(Example(long_id, "c" * 80_000, None, 5, array("d", [2.0]))))
+    assert learner.examples[long_id].card_id == "c" * 80_000
+    assert learner.examples[long_id].x == array("d", [2.0])
