@@ -31,10 +31,12 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from typing import Any
 
+from app.runtime import producers
 from app.runtime.checkpoint import Checkpointer, send_outputs
+from app.runtime.gate import Gate
 from app.runtime.table_stores import FaustStateTable
 from app.runtime.transactions import (
     CheckpointError,
@@ -50,14 +52,6 @@ EXIT_CHECKPOINT_FAILED = 3
 
 #: Rebalances a halted worker asks for (one each halt timeout) before it exits instead.
 MAX_REJOINS = 3
-
-#: Produce batch size of every producer: a checkpoint sends its records in batches of up to
-#: this (`app.runtime.checkpoint`); aiokafka's default, 16 KiB, meant ~25 produce requests per
-#: partition and checkpoint at a few thousand events/s. Well under the broker's 1 MiB limit.
-PRODUCE_BATCH_BYTES = 256 * 1024
-
-#: Kafka aborts a transaction open longer than this (the broker checks every 10 s).
-TRANSACTION_TIMEOUT_MS = 15_000
 
 
 def transactional_id(app_id: str, stream: str, partition: int) -> str:
@@ -83,62 +77,6 @@ def stream_names(app: Any) -> dict[str, str]:
         for topic in getattr(agent.channel, "topics", ()):
             names[topic] = str(agent.name)
     return names
-
-
-class Gate:
-    """One checkpoint at a time; agents wait only while the gate is held closed.
-
-    A checkpoint takes each partition's staged work at its start; events staged while it
-    runs read what it took until it is in RocksDB (`PartitionTransaction.settle`), so agents
-    go on processing through a checkpoint (until session 5 the gate closed for every
-    checkpoint: the agents stood still for its whole produce-and-commit round trip).
-    The gate closes when a rebalance forgets the transactions while a checkpoint still runs
-    (`hold_until_checkpointed`): their successors would read RocksDB before that checkpoint
-    wrote it. Handlers are synchronous, so no event is half processed at either moment.
-
-    `VIGIL_CLOSED_CHECKPOINTS=1` closes the gate for every checkpoint again: a diagnostic
-    switch for A/B runs of the benchmark (read at start-up), not a setting.
-    """
-
-    SWITCH = "VIGIL_CLOSED_CHECKPOINTS"
-
-    def __init__(self) -> None:
-        self._open = asyncio.Event()
-        self._open.set()
-        self._lock = asyncio.Lock()
-        self.running = False
-        self.closed_checkpoints = os.environ.get(self.SWITCH, "0") == "1"
-
-    @property
-    def closed(self) -> bool:
-        return not self._open.is_set()
-
-    async def wait_open(self) -> None:
-        await self._open.wait()
-
-    @asynccontextmanager
-    async def exclusive(self) -> Any:
-        """Run something that must not overlap a checkpoint (sending outputs ahead of it)."""
-        async with self._lock:
-            yield
-
-    @asynccontextmanager
-    async def checkpointing(self) -> Any:
-        """Run one checkpoint (after any running one); reopen the gate when it ends."""
-        async with self._lock:
-            self.running = True
-            if self.closed_checkpoints:
-                self._open.clear()
-            try:
-                yield
-            finally:
-                self.running = False
-                self._open.set()
-
-    def hold_until_checkpointed(self) -> None:
-        """Agents wait until the running checkpoint (if any) has ended."""
-        if self.running:
-            self._open.clear()
 
 
 class PartitionTransactions:
@@ -389,17 +327,7 @@ class PartitionTransactions:
     async def start(self) -> None:
         """at_least_once: start the shared producer (exactly_once starts per assignment)."""
         if not self.exactly_once and self._shared is None:
-            from aiokafka import AIOKafkaProducer
-
-            producer = AIOKafkaProducer(
-                **self.client_kwargs,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                max_batch_size=PRODUCE_BATCH_BYTES,
-            )
-            await producer.start()
-            self._shared = producer
+            self._shared = await producers.start_shared(self.client_kwargs)
 
     async def assign(self, tids: set[str], generation: int | None = None) -> None:
         """exactly_once: own exactly these partitions' transactional ids.
@@ -428,27 +356,7 @@ class PartitionTransactions:
             log.info("transactional producers started (previous owners fenced): %s", new)
 
     async def _start_transactional(self, tid: str) -> Any:
-        from aiokafka import AIOKafkaProducer
-
-        producer = AIOKafkaProducer(
-            **self.client_kwargs,
-            transactional_id=tid,
-            # A killed worker's open transaction holds back every read_committed reader of its
-            # partitions (outputs, labels, changelogs) until its next owner fences it or the
-            # broker aborts it at this timeout: short, since a checkpoint's transaction lasts
-            # only from its first send to its commit (well under a second).
-            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=PRODUCE_BATCH_BYTES,
-        )
-        await producer.start()
-        # An empty transaction waits for the producer id: Kafka has fenced the previous owner
-        # and finished its open transaction (commit or abort) once this returns.
-        await producer.begin_transaction()
-        await producer.commit_transaction()
-        return producer
+        return await producers.start_transactional(self.client_kwargs, tid)
 
     async def stop(self) -> None:
         producers = list(self._producers.values())

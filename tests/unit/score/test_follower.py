@@ -19,7 +19,8 @@ from app.score.follower import (
     ModelFollower,
     config_fingerprint,
 )
-from app.score.learner import SNAPSHOT_CHUNK, DelayedLearner, Example
+from app.score.learner import DelayedLearner, Example
+from app.score.snapshot import SNAPSHOT_CHUNK
 from tests.unit.detect.helpers import HOUR, T0
 
 CONFIG = ScoreConfig(negative_sample=1.0, min_fraud_labels=1)
