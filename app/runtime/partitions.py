@@ -213,11 +213,11 @@ class PartitionTransactions:
                 outputs = txn.take_outputs()
                 if not outputs:
                     continue
-                await self.start()  # the shared producer (started once)
                 futures: list[Any] = []
                 try:
+                    await self.start()  # the shared producer (started once)
                     await send_outputs(self._shared, outputs, futures)
-                except Exception as exc:  # refused at once: the checkpoint must fail
+                except Exception as exc:  # not sent: the checkpoint must fail, not skip them
                     failed = asyncio.get_running_loop().create_future()
                     failed.set_exception(exc)
                     futures.append(failed)
