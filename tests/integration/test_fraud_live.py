@@ -9,6 +9,7 @@ import pytest
 from app.detect.config import RULES
 from tests.replay_compare import replay_records
 from tests.scenarios import feedback_records, fraud_story, without_detected
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -16,13 +17,9 @@ ALL_RULES = set(RULES)
 
 
 def _wait_labels(worker, count, timeout=30.0):
-    deadline = time.monotonic() + timeout
     line = f'vigil_table_keys{{table="fraud-labels"}} {float(count)}'
-    while time.monotonic() < deadline:
-        if line in worker.metrics():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"labels not replicated: {line!r} not in metrics")
+    held, _ = wait_until(lambda: line in worker.metrics(), timeout, interval=0.3)
+    assert held, f"labels not replicated: {line!r} not in metrics"
 
 
 def _replay(deployment, records, tmp_path):
